@@ -1,0 +1,78 @@
+"""All of the API's configuration: environment variables with defaults, read once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from api.fleet import DEFAULT_FLEET_FILE
+
+
+def parse_instant(text: str) -> dt.datetime:
+    """ISO 8601 -> aware UTC datetime; a time without an offset is taken as UTC."""
+    value = dt.datetime.fromisoformat(text.strip())
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The simulation's "now": the wall clock, or pinned at `anchor`, optionally sped up.
+
+    With an anchor and speed 1 the clock stands still (reproducible runs); with a
+    speed above 1 it starts at the anchor (or the wall clock) and runs faster.
+    """
+
+    anchor: dt.datetime | None = None
+    speed: float = 1.0
+    started: float = field(default_factory=time.time)
+
+    def now(self) -> dt.datetime:
+        wall = time.time()
+        if self.anchor is None and self.speed == 1.0:
+            return dt.datetime.fromtimestamp(wall, dt.UTC)
+        base = self.anchor or dt.datetime.fromtimestamp(self.started, dt.UTC)
+        if self.speed == 1.0:
+            return base
+        return base + dt.timedelta(seconds=(wall - self.started) * self.speed)
+
+
+@dataclass(frozen=True)
+class Settings:
+    fleet_file: Path = DEFAULT_FLEET_FILE
+    clock: Clock = field(default_factory=Clock)
+    max_rows: int = 10_000_000
+    chunk_rows: int = 131_072
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """FLEET_FILE, SIM_NOW (ISO 8601), SIM_SPEED, API_MAX_ROWS, API_CHUNK_ROWS."""
+        env = dict(os.environ if env is None else env)
+        now = env.get("SIM_NOW")
+        try:
+            anchor = parse_instant(now) if now else None
+        except ValueError as exc:
+            raise ValueError(f"SIM_NOW={now!r} is not an ISO 8601 time: {exc}") from exc
+        return cls(
+            fleet_file=Path(env.get("FLEET_FILE") or DEFAULT_FLEET_FILE),
+            clock=Clock(anchor=anchor, speed=_positive(env, "SIM_SPEED", 1.0, float)),
+            max_rows=_positive(env, "API_MAX_ROWS", cls.max_rows, int),
+            chunk_rows=_positive(env, "API_CHUNK_ROWS", cls.chunk_rows, int),
+        )
+
+
+def _positive(env: dict[str, str], name: str, default, kind):
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be a positive {kind.__name__}")
+    return value

@@ -24,8 +24,7 @@ up: venv
 		echo "API already running (pid $$(cat $(RUN)/api.pid))"; \
 	else \
 		nohup $(BIN)/uvicorn api.app:app --host $(API_HOST) --port $(API_PORT) > $(RUN)/api.log 2>&1 & echo $$! > $(RUN)/api.pid; \
-		for i in $$(seq 1 50); do curl -sf http://$(API_HOST):$(API_PORT)/health >/dev/null && break; sleep 0.2; done; \
-		curl -sf http://$(API_HOST):$(API_PORT)/health >/dev/null || { echo "API failed to start, see $(RUN)/api.log"; exit 1; }; \
+		$(BIN)/python -m api.wait_healthy http://$(API_HOST):$(API_PORT)/health 30 || { echo "API failed to start, see $(RUN)/api.log"; exit 1; }; \
 	fi
 	@echo "API:      http://$(API_HOST):$(API_PORT)/        (OpenAPI docs: http://$(API_HOST):$(API_PORT)/docs)"
 	@echo "Logs:     $(RUN)/*.log    Stop with: make down"

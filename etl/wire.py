@@ -46,7 +46,10 @@ def _text_types(schema: pa.Schema) -> dict[str, pa.DataType]:
 
 
 def _csv(body: bytes, schema: pa.Schema) -> pa.Table:
-    options = pacsv.ConvertOptions(column_types=_text_types(schema), strings_can_be_null=False)
+    # Unquoted empty fields are nulls; a quoted "" stays an empty string.
+    options = pacsv.ConvertOptions(
+        column_types=_text_types(schema), strings_can_be_null=True, quoted_strings_can_be_null=False
+    )
     return pacsv.read_csv(pa.BufferReader(body), convert_options=options)
 
 

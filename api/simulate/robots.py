@@ -137,7 +137,7 @@ class RobotSimulator:
         z = (z - z.mean(axis=1, keepdims=True)) / z.std(axis=1, keepdims=True)
         return z[where, slot]
 
-    def _wear(self, axis: AxisSim, n: np.ndarray) -> np.ndarray:
+    def wear(self, axis: AxisSim, n: np.ndarray) -> np.ndarray:
         """Drift in sigmas at samples n."""
         if len(axis.wear_onsets) == 0:
             return np.zeros(len(n))
@@ -162,7 +162,7 @@ class RobotSimulator:
             offset = np.zeros(len(nm))
             for b in np.nonzero(blocks.axis == axis.index)[0]:
                 offset[(nm >= blocks.start[b]) & (nm < blocks.end[b])] = blocks.sigmas[b]
-            out[moving, axis.index] = axis.mu + axis.sigma * (z + offset + self._wear(axis, nm))
+            out[moving, axis.index] = axis.mu + axis.sigma * (z + offset + self.wear(axis, nm))
         return out
 
     # -- readings ------------------------------------------------------------------------

@@ -1,0 +1,193 @@
+"""The door simulator, in process: purity, opening hours, and injected events visible in the data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import unittest
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pyarrow as pa
+
+from api.fleet import load_fleet
+from api.simulate.doors import DoorSimulator, local_calendar
+
+
+def hour_of(text: str) -> int:
+    return int(dt.datetime.fromisoformat(text).timestamp()) // 3600
+
+
+def year_2024(sim: DoorSimulator) -> pa.Table:
+    h0, h1 = hour_of("2024-01-01T00:00:00+00:00"), hour_of("2025-01-01T00:00:00+00:00")
+    return pa.concat_tables(sim.reading_chunks(h0, h1, sim.select(), 50_000))
+
+
+class DoorSimulatorTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.fleet = load_fleet()
+        cls.sim = DoorSimulator(cls.fleet)
+        cls.year = year_2024(cls.sim).to_pandas()
+        cls.year["h"] = cls.year["ts"].astype("int64") // 3_600_000_000
+
+    def test_one_row_per_door_per_hour_of_2024(self) -> None:
+        self.assertEqual(len(self.year), 342_576)
+        self.assertFalse(self.year.duplicated(["ts", "store", "sensor_id"]).any())
+
+    def test_bulk_equals_single_for_random_samples(self) -> None:
+        rng = np.random.default_rng(7)
+        sample = self.year.iloc[rng.choice(len(self.year), 300, replace=False)]
+        for row in sample.itertuples():
+            alone = self.sim.readings(row.h, row.h + 1, self.sim.select(row.store, row.sensor_id)).to_pylist()
+            self.assertEqual(len(alone), 1)
+            expected = None if np.isnan(row.count) else int(row.count)
+            self.assertEqual(alone[0]["count"], expected, f"{row.store}/{row.sensor_id} at {row.ts}")
+
+    def test_chunking_does_not_change_values(self) -> None:
+        h0 = hour_of("2024-03-01T00:00:00+00:00")
+        whole = self.sim.readings(h0, h0 + 24 * 14, self.sim.select())
+        pieces = pa.concat_tables(self.sim.reading_chunks(h0, h0 + 24 * 14, self.sim.select(), 1_000))
+        self.assertTrue(whole.equals(pieces))
+
+    def test_a_new_simulator_gives_the_same_values(self) -> None:
+        again = year_2024(DoorSimulator(load_fleet())).to_pandas()
+        self.assertTrue(again["count"].equals(self.year["count"]))
+
+    def test_neighbouring_doors_and_hours_differ(self) -> None:
+        open_rows = self.year[self.year["count"] > 0]
+        paris = open_rows[open_rows.store == "Paris"].pivot_table(index="ts", columns="sensor_id", values="count")
+        ratios = (paris / paris.mean()).dropna()
+        # Doors share the store's rhythm, but never their noise: no two columns are identical.
+        self.assertEqual(ratios.T.drop_duplicates().shape[0], ratios.shape[1])
+        self.assertLess(np.corrcoef(ratios[0].diff().dropna(), ratios[1].diff().dropna())[0, 1], 0.9)
+
+    def test_zero_outside_local_opening_hours_including_after_dst_changes(self) -> None:
+        # 2024's European DST changes fall on Sundays (31 March, 27 October): check the
+        # Monday-Saturday after each change, and the change days themselves.
+        weeks = [("2024-03-31", "2024-04-07"), ("2024-10-27", "2024-11-03")]
+        for store in self.fleet.stores:
+            tz = ZoneInfo(store.timezone)
+            rows = self.year[self.year.store == store.name]
+            for first, last in weeks:
+                span = rows[(rows.ts >= first) & (rows.ts < last)]
+                local = span.ts.dt.tz_convert(tz)
+                is_open = (local.dt.day_of_week < 6) & (local.dt.hour >= 8) & (local.dt.hour < 18)
+                closed = span[~is_open]["count"].dropna()
+                self.assertTrue((closed == 0).all(), f"{store.name}: visits while closed near {first}")
+                opened = span[is_open]["count"].dropna()
+                self.assertTrue((opened > 0).mean() > 0.95, f"{store.name}: empty open hours near {first}")
+                open_hours = sorted(set(local[is_open].dt.hour))
+                self.assertEqual(open_hours, list(range(8, 18)))
+
+    def test_local_calendar_follows_dst(self) -> None:
+        hours = np.array([hour_of("2024-03-30T12:00:00+00:00"), hour_of("2024-04-01T12:00:00+00:00")])
+        _, local_hour, weekday = local_calendar("Europe/Paris", hours)
+        self.assertEqual(local_hour.tolist(), [13, 14])  # CET then CEST
+        self.assertEqual(weekday.tolist(), [5, 0])
+
+    def test_rows_start_when_the_store_opened(self) -> None:
+        madrid = self.sim.store_sim("Madrid")
+        h = madrid.opened_hour
+        self.assertEqual(dt.datetime.fromtimestamp(h * 3600, dt.UTC).isoformat(), "2023-12-31T23:00:00+00:00")
+        before = self.sim.readings(h - 48, h, self.sim.select("Madrid"))
+        self.assertEqual(before.num_rows, 0)
+        self.assertEqual(self.sim.readings(h - 48, h + 2, self.sim.select("Madrid")).num_rows, 2)
+
+    def test_traffic_is_realistic(self) -> None:
+        weights = {ss.store.name: [d.weight for d in ss.doors] for ss in self.sim.stores}
+        self.assertLess(min(weights["Paris"]), 0.1, "some doors are barely used")
+        self.assertGreater(max(weights["Paris"]), 2.0)
+        local = self.year[self.year.store == "Paris"].copy()
+        local["weekday"] = local.ts.dt.tz_convert("Europe/Paris").dt.day_of_week
+        by_day = local.groupby("weekday")["count"].sum()
+        self.assertGreater(by_day[5], 1.3 * by_day[0], "Saturday is busier than Monday")
+        self.assertEqual(by_day[6], 0, "closed on Sunday")
+        # k = years open: London (2014) counts far more per door than Madrid (2024).
+        per_door = self.year[self.year["count"] > 0].groupby("store")["count"].mean()
+        self.assertGreater(per_door["London"], 5 * per_door["Madrid"])
+
+
+class DoorEventsTest(unittest.TestCase):
+    """Every listed event is visible in the data as described."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.sim = DoorSimulator(load_fleet())
+        cls.h0, cls.h1 = hour_of("2024-01-01T00:00:00+00:00"), hour_of("2025-01-01T00:00:00+00:00")
+        cls.events = cls.sim.events(cls.h0, cls.h1).to_pandas()
+        data = year_2024(cls.sim).to_pandas()
+        data["h"] = data["ts"].astype("int64") // 3_600_000_000
+        cls.data = data.set_index(["store", "sensor_id", "h"])["count"].sort_index()
+
+    def of_type(self, kind: str):
+        rows = self.events[self.events.type == kind]
+        self.assertGreater(len(rows), 0, f"no {kind} events in 2024")
+        return rows
+
+    @staticmethod
+    def hours(row) -> tuple[int, int]:
+        return int(row.start.timestamp()) // 3600, int(row.end.timestamp()) // 3600
+
+    def test_failed_doors_read_null_for_the_whole_failure(self) -> None:
+        for row in self.of_type("failure").itertuples():
+            s, e = self.hours(row)
+            window = self.data.loc[(row.store, row.sensor_id)].loc[max(s, self.h0) : min(e, self.h1) - 1]
+            self.assertTrue(window.isna().all(), f"{row.id} {row.start}")
+            if s - 1 >= self.h0:
+                self.assertFalse(np.isnan(self.data.loc[(row.store, row.sensor_id, s - 1)]), "null before the failure")
+
+    def test_every_null_is_a_listed_failure(self) -> None:
+        failed = self.events[self.events.type == "failure"]
+        covered = sum(min(e, self.h1) - max(s, self.h0) for s, e in map(self.hours, failed.itertuples()))
+        self.assertEqual(int(self.data.isna().sum()), covered)
+
+    def test_anomalous_hours_read_a_tenth_of_the_usual(self) -> None:
+        for row in self.of_type("anomaly").itertuples():
+            h, _ = self.hours(row)
+            series = self.data.loc[(row.store, row.sensor_id)]
+            same_hour = [series.get(h + 168 * k) for k in (-3, -2, -1, 1, 2, 3)]
+            usual = np.nanmedian([v for v in same_hour if v is not None and v > 0])
+            self.assertLess(series[h], 0.35 * usual, f"{row.id} at {row.start}")
+
+    def test_surges_multiply_store_traffic(self) -> None:
+        for row in self.of_type("surge").itertuples():
+            s, e = self.hours(row)
+            store = self.data.loc[row.store].groupby(level="h").sum(min_count=1)
+            during = store.loc[s : e - 1]
+            before = store.reindex([h - 168 for h in range(s, e)])
+            self.assertGreater((during.values / before.values).mean(), 1.4, f"{row.id} at {row.start}")
+            self.assertGreater(row.magnitude, 1.7)
+
+    def test_failures_become_likelier_as_sensors_age(self) -> None:
+        # Ten years of every door: failures started per door-year, by sensor age.
+        sim = self.sim
+        starts_by_age: dict[int, int] = {}
+        exposure: dict[int, float] = {}
+        h0, h1 = hour_of("2014-01-01T00:00:00+00:00"), hour_of("2026-01-01T00:00:00+00:00")
+        for ss in sim.stores:
+            for col, s, _ in sim.failures(ss, list(ss.doors), h0, h1):
+                installed = ss.doors[col].installed_hours
+                age = int((s - installed[installed <= s][-1]) // 8766)
+                starts_by_age[age] = starts_by_age.get(age, 0) + 1
+            for door in ss.doors:
+                for a, b in zip(door.installed_hours[:-1], door.installed_hours[1:], strict=False):
+                    for age in range(8):
+                        lo, hi = max(a + age * 8766, ss.opened_hour, h0), min(a + (age + 1) * 8766, b, h1)
+                        exposure[age] = exposure.get(age, 0.0) + max(0, hi - lo) / 8766
+        rate = {age: starts_by_age.get(age, 0) / exposure[age] for age in exposure if exposure[age] > 5}
+        self.assertGreater(rate[3], 2 * rate[0])
+        self.assertGreater(sum(e for e in self.events.type.eq("replacement")), 0)
+
+    def test_events_do_not_depend_on_the_requested_span(self) -> None:
+        h0 = hour_of("2024-06-01T00:00:00+00:00")
+        short = self.sim.events(h0, h0 + 24 * 7).to_pandas()
+        year = self.events[(self.events.end.astype("int64") > h0 * 3_600_000_000)]
+        year = year[year.start.astype("int64") < (h0 + 24 * 7) * 3_600_000_000]
+        key = ["id", "type", "start", "end"]
+        self.assertEqual(
+            short.sort_values(key)[key].to_numpy().tolist(), year.sort_values(key)[key].to_numpy().tolist()
+        )
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -24,6 +24,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -93,7 +94,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, log: object) -> subprocess.Popen:
+def start_server(port: int, log: BinaryIO) -> subprocess.Popen:
     env = dict(os.environ, **SERVER_ENV)
     # The default fleet, clock speed and chunking: what the targets were set for.
     for name in ("FLEET_FILE", "SIM_SPEED", "API_CHUNK_ROWS"):
@@ -161,16 +162,15 @@ def median_seconds(session: requests.Session, url: str, params: dict, schema: pa
 
 def bench_doors(session: requests.Session, base: str, runs: int) -> tuple[list[Figure], float]:
     """One year of every door in each format; also returns arrow's readings/s for the ratio."""
-    figures = []
+    figures, rates = [], {}
     for fmt, target in DOOR_TARGETS.items():
         params = {**YEAR_2024, "format": fmt}
         seconds = median_seconds(session, f"{base}/v1/readings/doors", params, DOOR_READINGS, DOOR_ROWS_2024, runs)
-        rate = DOOR_ROWS_2024 / seconds
-        figures.append(Figure(f"doors 1 year {fmt}: time", seconds, "s"))
+        rates[fmt] = DOOR_ROWS_2024 / seconds
         wanted = f">= {target / 1e6:g}M readings/s"
-        figures.append(Figure(f"doors 1 year {fmt}: rate", rate, "readings/s", wanted, rate >= target))
-    arrow_rate = figures[1].value
-    return figures, arrow_rate
+        figures.append(Figure(f"doors 1 year {fmt}: time", seconds, "s"))
+        figures.append(Figure(f"doors 1 year {fmt}: rate", rates[fmt], "readings/s", wanted, rates[fmt] >= target))
+    return figures, rates["arrow"]
 
 
 def bench_robot_day(session: requests.Session, base: str, runs: int) -> list[Figure]:

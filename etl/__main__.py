@@ -1,0 +1,99 @@
+"""The ETL command line: `python -m etl pull | status | import-csv` (each with --help).
+
+Exit codes: 0 done; 1 the run failed (API unreachable after retries, lake locked);
+2 bad input (arguments, dates, a CSV that cannot be read). Failures print one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from etl.client import ApiClient, ApiError, parse_iso
+from etl.datasets import DATASETS, dataset
+from etl.importcsv import CsvImportError, import_csv
+from etl.lake import Lake, LakeBusy
+from etl.progress import Progress
+from etl.pull import pull
+from etl.settings import EtlSettings
+from etl.status import format_status, lake_status
+
+
+def build_parser(settings: EtlSettings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m etl", description="Sensor lake: extract, load and inspect.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("pull", help="pull new readings from the API into the lake")
+    p.add_argument("--api", default=settings.api_url, help=f"API base URL (ETL_API_URL; default {settings.api_url})")
+    p.add_argument("--lake", default=settings.lake, help="lake folder or URI such as s3://bucket/lake (ETL_LAKE)")
+    p.add_argument("--kind", choices=[*DATASETS, "all"], default="all")
+    p.add_argument(
+        "--start", help="ISO 8601 start; default: the lake's watermark (first run: ETL_FIRST_PULL_DAYS back)"
+    )
+    p.add_argument("--end", help="ISO 8601 end (exclusive); default: the newest data the API has")
+
+    s = commands.add_parser("status", help="watermarks, rows, partitions, last run, quarantined rows")
+    s.add_argument("--lake", default=settings.lake)
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+
+    i = commands.add_parser("import-csv", help="load a recorded CSV with the same validation as a pull")
+    i.add_argument("file", type=Path)
+    i.add_argument("--kind", choices=list(DATASETS), required=True)
+    i.add_argument("--map", required=True, help="SOURCE=TARGET pairs, e.g. 'Time=ts,Axis #1=axis1,...'")
+    i.add_argument("--lake", default=settings.lake)
+    i.add_argument("--robot-id", help="robot_id for every row, when the file has no such column")
+    i.add_argument("--store", help="store for every row, when the file has no such column")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = EtlSettings.from_env()
+    except ValueError as exc:
+        return fail(2, str(exc))
+    args = build_parser(settings).parse_args(argv)
+    try:
+        if args.command == "pull":
+            return run_pull(args, settings)
+        if args.command == "status":
+            status = lake_status(Lake(args.lake))
+            print(json.dumps(status, indent=2) if args.json else format_status(status))
+            return 0
+        constants = {k: v for k, v in (("robot_id", args.robot_id), ("store", args.store)) if v}
+        summary = import_csv(Lake(args.lake), dataset(args.kind), args.file, args.map, settings, constants)
+        print(summary.line())
+        return 0
+    except (ApiError, LakeBusy) as exc:
+        return fail(1, str(exc))
+    except (CsvImportError, ValueError) as exc:
+        return fail(2, str(exc))
+    except OSError as exc:
+        return fail(1, f"lake {getattr(args, 'lake', '')}: {exc}")
+
+
+def run_pull(args: argparse.Namespace, settings: EtlSettings) -> int:
+    start = parse_iso(args.start) if args.start else None
+    end = parse_iso(args.end) if args.end else None
+    if start and end and start >= end:
+        return fail(2, f"--start ({args.start}) must be before --end ({args.end})")
+    settings = EtlSettings(**{**settings.__dict__, "api_url": args.api, "lake": args.lake})
+    client = ApiClient(settings, log=lambda line: print(line, file=sys.stderr))
+    lake = Lake(args.lake)
+    kinds = list(DATASETS) if args.kind == "all" else [args.kind]
+    try:
+        for kind in kinds:
+            print(pull(client, lake, dataset(kind), settings, start, end, Progress()).line())
+    finally:
+        client.close()
+    return 0
+
+
+def fail(code: int, message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

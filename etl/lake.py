@@ -1,0 +1,266 @@
+"""The lake: layout, atomic writes, exactly-once merges, watermarks and the lock.
+
+Layout (a contract later stages rely on):
+
+    LAKE/raw/<kind>/date=YYYY-MM-DD/data.parquet    one zstd file per UTC date
+    LAKE/quarantine/<kind>/<run>-<n>.parquet        rejected rows, as text, with the reason
+    LAKE/_state/<kind>.json                         watermark and recent runs
+
+Every date partition is exactly one file, rewritten whole through a temporary file and
+an atomic rename (an object PUT on S3, which appears whole or not at all), so a reader
+never sees a partial file, two files of one date, or a duplicate; a killed process
+leaves at most a `*.tmp-*` file, which the next run removes. One file per date also
+means no small files to compact: an hourly increment rewrites its date's file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from etl.datasets import Dataset
+
+DATA_FILE = "data.parquet"
+US_PER_DAY = 86_400_000_000
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class LakeBusy(RuntimeError):
+    """Another process holds the lake's lock."""
+
+
+@dataclass(frozen=True)
+class Partition:
+    day: int  # days since 1970-01-01 (UTC)
+
+    @property
+    def date(self) -> dt.date:
+        return dt.date(1970, 1, 1) + dt.timedelta(days=self.day)
+
+    @property
+    def name(self) -> str:
+        return f"date={self.date.isoformat()}"
+
+
+def day_of(value: dt.datetime) -> int:
+    return (value - EPOCH) // dt.timedelta(days=1)
+
+
+def to_us(value: dt.datetime) -> int:
+    return (value - EPOCH) // dt.timedelta(microseconds=1)
+
+
+class Lake:
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        if "://" in uri:
+            self.fs, self.root = pafs.FileSystem.from_uri(uri)
+            self.local = isinstance(self.fs, pafs.LocalFileSystem)
+        else:
+            self.fs, self.root, self.local = pafs.LocalFileSystem(), str(Path(uri).resolve()), True
+        self.root = self.root.rstrip("/")
+
+    # -- paths ---------------------------------------------------------------------------
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def partition_file(self, kind: str, part: Partition) -> str:
+        return self.path("raw", kind, part.name, DATA_FILE)
+
+    def files(self, *parts: str, suffix: str = ".parquet") -> list[str]:
+        """Every file under a folder whose name ends with suffix, sorted."""
+        selector = pafs.FileSelector(self.path(*parts), recursive=True, allow_not_found=True)
+        infos = self.fs.get_file_info(selector)
+        return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(suffix))
+
+    # -- atomic writes -------------------------------------------------------------------
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Write a whole file atomically: readers see the old file or the new, never a part."""
+        self._write(path, lambda sink: sink.write(data))
+
+    def write_table(self, path: str, table: pa.Table) -> None:
+        self._write(path, lambda sink: pq.write_table(table, sink, compression="zstd", compression_level=1))
+
+    def _write(self, path: str, fill) -> None:
+        parent = path.rsplit("/", 1)[0]
+        self.fs.create_dir(parent, recursive=True)
+        if not self.local:
+            # An S3 object appears only when its upload completes: a killed writer leaves nothing.
+            with self.fs.open_output_stream(path) as sink:
+                fill(sink)
+            return
+        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            with open(tmp, "wb") as sink:
+                fill(sink)
+                sink.flush()
+                os.fsync(sink.fileno())
+            os.replace(tmp, path)
+            _fsync_dir(parent)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+
+    def remove_stale_temporaries(self) -> int:
+        """Files a killed writer left behind (never visible to readers, which glob *.parquet)."""
+        stale = [p for p in self.files(suffix="") if ".tmp-" in p.rsplit("/", 1)[-1]]
+        for p in stale:
+            self.fs.delete_file(p)
+        return len(stale)
+
+    def delete(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.delete_file(path)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def read_table(self, path: str) -> pa.Table | None:
+        try:
+            with self.fs.open_input_file(path) as f:
+                return pq.ParquetFile(f).read()
+        except FileNotFoundError:
+            return None
+
+    def read_partition(self, data: Dataset, part: Partition) -> pa.Table | None:
+        table = self.read_table(self.partition_file(data.kind, part))
+        return None if table is None else table.cast(data.schema)
+
+    def row_count(self, path: str) -> int:
+        with self.fs.open_input_file(path) as f:
+            return pq.ParquetFile(f).metadata.num_rows
+
+    # -- exactly-once merges -------------------------------------------------------------
+
+    def replace_interval(self, data: Dataset, table: pa.Table, start: dt.datetime, end: dt.datetime) -> list[Partition]:
+        """Make the lake hold exactly `table` for [start, end): rows there before are replaced.
+
+        Each touched date is rewritten whole (rows outside the interval kept), so
+        repeating or overlapping a pull never duplicates a reading.
+        """
+        start_us, end_us = to_us(start), to_us(end)
+        written = []
+        for part, new in split_by_day(table, range(day_of(start), day_of(end - dt.timedelta(microseconds=1)) + 1)):
+            old = self.read_partition(data, part)
+            if old is not None:
+                ts = old.column("ts").cast(pa.int64())
+                outside = pc.or_(pc.less(ts, start_us), pc.greater_equal(ts, end_us))
+                new = pa.concat_tables([old.filter(outside), new])
+            self._store_partition(data, part, new)
+            written.append(part)
+        return written
+
+    def upsert(self, data: Dataset, table: pa.Table) -> list[Partition]:
+        """Insert rows, replacing any lake row with the same key (for imports)."""
+        days = np.unique(table.column("ts").cast(pa.int64()).to_numpy() // US_PER_DAY)
+        written = []
+        for part, new in split_by_day(table, days.tolist()):
+            old = self.read_partition(data, part)
+            if old is not None:
+                merged = pa.concat_tables([old, new])
+                keys = merged.select(list(data.key)).to_pandas()
+                new = merged.filter(pa.array(~keys.duplicated(keep="last").to_numpy()))
+            self._store_partition(data, part, new)
+            written.append(part)
+        return written
+
+    def _store_partition(self, data: Dataset, part: Partition, table: pa.Table) -> None:
+        path = self.partition_file(data.kind, part)
+        if table.num_rows == 0:
+            self.delete(path)
+            return
+        order = [(k, "ascending") for k in data.key]
+        self.write_table(path, table.cast(data.schema).sort_by(order).combine_chunks())
+
+    # -- state ---------------------------------------------------------------------------
+
+    def state_path(self, kind: str) -> str:
+        return self.path("_state", f"{kind}.json")
+
+    def read_state(self, kind: str) -> dict:
+        try:
+            with self.fs.open_input_stream(self.state_path(kind)) as f:
+                return json.loads(f.read())
+        except FileNotFoundError:
+            return {}
+
+    def write_state(self, kind: str, state: dict) -> None:
+        self.write_bytes(self.state_path(kind), json.dumps(state, indent=2, sort_keys=True).encode())
+
+    # -- the lock ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, timeout: float) -> Iterator[None]:
+        """One writer at a time. A local lake locks a file inside it; a remote lake locks a
+        file on this machine named after its URI (writers on several machines need an
+        orchestrator that runs one at a time, as the DAG's max_active_runs=1 does)."""
+        if self.local:
+            lock_path = Path(self.path("_state", ".lock"))
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            digest = hashlib.sha1(self.uri.encode()).hexdigest()[:16]
+            lock_path = Path(tempfile.gettempdir()) / f"sensor-lake-{digest}.lock"
+        with open(lock_path, "a+") as handle:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        handle.seek(0)
+                        holder = handle.read().strip() or "another process"
+                        raise LakeBusy(
+                            f"lake {self.uri} is locked by {holder}; gave up after {timeout:.0f} s"
+                        ) from None
+                    time.sleep(0.1)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} since {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}")
+            handle.flush()
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                handle.truncate()
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def split_by_day(table: pa.Table, days) -> Iterator[tuple[Partition, pa.Table]]:
+    """(partition, rows of that UTC date) for each day, with empty tables for days without rows."""
+    if table.num_rows:
+        ts = table.column("ts").cast(pa.int64()).to_numpy()
+        if np.any(np.diff(ts) < 0):
+            table = table.sort_by("ts")
+            ts = np.sort(ts)
+        day_of_row = ts // US_PER_DAY
+    else:
+        day_of_row = np.zeros(0, np.int64)
+    for day in days:
+        lo, hi = np.searchsorted(day_of_row, [day, day + 1])
+        yield Partition(int(day)), table.slice(lo, hi - lo)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

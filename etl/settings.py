@@ -1,0 +1,37 @@
+"""The ETL's configuration: environment variables with defaults, read once, passed in."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EtlSettings:
+    api_url: str = "http://127.0.0.1:8000"
+    lake: str = "lake"
+    first_pull_days: float = 7.0  # where a lake's first pull starts, back from the API's clock
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    retries: int = 6  # attempts after the first
+    backoff_seconds: float = 0.5  # doubled after every failed attempt, with jitter
+    backoff_max_seconds: float = 30.0
+    page_rows: int = 500_000  # rows per request: large pages, few round trips, bounded memory
+    lock_timeout: float = 600.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> EtlSettings:
+        """ETL_API_URL, ETL_LAKE, ETL_FIRST_PULL_DAYS, ETL_CONNECT_TIMEOUT, ETL_READ_TIMEOUT,
+        ETL_RETRIES, ETL_BACKOFF_SECONDS, ETL_BACKOFF_MAX_SECONDS, ETL_PAGE_ROWS, ETL_LOCK_TIMEOUT."""
+        env = dict(os.environ if env is None else env)
+        values = {}
+        for name, field in cls.__dataclass_fields__.items():
+            raw = env.get(f"ETL_{name.upper()}")
+            if raw is None or raw == "":
+                continue
+            kind = type(field.default)
+            try:
+                values[name] = kind(raw)
+            except ValueError as exc:
+                raise ValueError(f"ETL_{name.upper()}={raw!r} is not a {kind.__name__}") from exc
+        return cls(**values)

@@ -1,0 +1,83 @@
+"""Checks on load: every row is kept or quarantined with a reason, never silently dropped."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from etl.datasets import AXIS_COLUMNS, MAX_AXIS_ABS, MAX_HOURLY_COUNT, Dataset
+from etl.lake import to_us
+
+US_PER_HOUR = 3_600_000_000
+
+
+@dataclass(frozen=True)
+class Checked:
+    good: pa.Table  # the data set's schema
+    bad: pa.Table  # the data set's columns as text, plus `reason`
+
+
+def validate(table: pa.Table, data: Dataset, start: dt.datetime | None, end: dt.datetime | None) -> Checked:
+    """Split rows into good ones and bad ones with the first reason that applies.
+
+    Failed doors (null counts) are good rows: a failure is data, not an error.
+    """
+    checks = _common_checks(table, data, start, end)
+    checks += _door_checks(table) if data.kind == "doors" else _robot_checks(table)
+    keys = table.select(list(data.key)).to_pandas()
+    checks.append(("duplicate key " + "/".join(data.key), keys.duplicated(keep="first").to_numpy()))
+    reason = np.full(table.num_rows, None, dtype=object)
+    is_bad = np.zeros(table.num_rows, dtype=bool)
+    for text, failing in reversed(checks):  # the first check listed wins
+        failing = np.asarray(failing, dtype=bool)
+        reason[failing] = text
+        is_bad |= failing
+    good = table.filter(pa.array(~is_bad)).cast(data.schema)
+    bad = as_text(table.filter(pa.array(is_bad))).append_column("reason", pa.array(reason[is_bad], pa.string()))
+    return Checked(good, bad)
+
+
+def as_text(table: pa.Table) -> pa.Table:
+    """Every column as a string: quarantine keeps what arrived, whatever its type."""
+    return pa.table(
+        {name: pc.cast(col, pa.string()) for name, col in zip(table.column_names, table.columns, strict=True)}
+    )
+
+
+def _filled(mask: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+
+
+def _common_checks(table: pa.Table, data: Dataset, start: dt.datetime | None, end: dt.datetime | None) -> list:
+    ts = table.column("ts").cast(pa.int64())
+    checks = [("ts missing", _filled(pc.is_null(ts)))]
+    if start is not None and end is not None:
+        outside = pc.or_(pc.less(ts, to_us(start)), pc.greater_equal(ts, to_us(end)))
+        checks.append(("ts outside the asked interval", _filled(outside)))
+    ident = table.column(data.id_column)
+    checks.append((f"{data.id_column} missing", _filled(pc.or_(pc.is_null(ident), pc.equal(ident, "")))))
+    return checks
+
+
+def _door_checks(table: pa.Table) -> list:
+    ts = pc.fill_null(table.column("ts").cast(pa.int64()), 0).to_numpy()
+    sensor, count = table.column("sensor_id"), table.column("count")
+    return [
+        ("ts not on the hour", ts % US_PER_HOUR != 0),
+        ("sensor_id missing or negative", _filled(pc.or_(pc.is_null(sensor), pc.less(sensor, 0)))),
+        ("count negative", _filled(pc.less(count, 0))),
+        (f"count above the plausible cap of {MAX_HOURLY_COUNT}", _filled(pc.greater(count, MAX_HOURLY_COUNT))),
+    ]
+
+
+def _robot_checks(table: pa.Table) -> list:
+    checks = []
+    for axis in AXIS_COLUMNS:
+        values = table.column(axis)
+        checks.append((f"{axis} missing or not finite", _filled(pc.invert(pc.fill_null(pc.is_finite(values), False)))))
+        checks.append((f"{axis} beyond +-{MAX_AXIS_ABS:g}", _filled(pc.greater(pc.abs(values), MAX_AXIS_ABS))))
+    return checks

@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_pull(args: argparse.Namespace, settings: EtlSettings) -> int:
-    start = parse_iso(args.start) if args.start else None
-    end = parse_iso(args.end) if args.end else None
+    start = option_time("--start", args.start)
+    end = option_time("--end", args.end)
     if start and end and start >= end:
         return fail(2, f"--start ({args.start}) must be before --end ({args.end})")
     settings = EtlSettings(**{**settings.__dict__, "api_url": args.api, "lake": args.lake})
@@ -88,6 +88,15 @@ def run_pull(args: argparse.Namespace, settings: EtlSettings) -> int:
     finally:
         client.close()
     return 0
+
+
+def option_time(option: str, text: str | None):
+    if not text:
+        return None
+    try:
+        return parse_iso(text)
+    except ValueError as exc:
+        raise ValueError(f"{option}: {text!r} is not an ISO 8601 time such as 2024-07-01T00:00:00Z ({exc})") from exc
 
 
 def fail(code: int, message: str) -> int:

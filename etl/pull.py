@@ -81,16 +81,17 @@ def pull(
     summary = RunSummary(data.kind, "pull")
     retries_before = client.retries_used
     with lake.lock(settings.lock_timeout):
-        lake.remove_stale_temporaries()
-        state = lake.read_state(data.kind)
-        watermark = parse_iso(state["watermark"]) if state.get("watermark") else None
-        clock = client.data_clock()
-        limit = clock["doors_until"] if data.kind == "doors" else clock["now"]
-        if start is None:
-            start = watermark or floor_hour(limit - dt.timedelta(days=settings.first_pull_days))
-        end = min(end or limit, limit)
-        summary.start, summary.end, summary.watermark = iso(start), iso(max(start, end)), state.get("watermark")
         try:
+            lake.remove_stale_temporaries()
+            state = lake.read_state(data.kind)
+            watermark = parse_iso(state["watermark"]) if state.get("watermark") else None
+            summary.watermark = state.get("watermark")
+            clock = client.data_clock()
+            limit = clock["doors_until"] if data.kind == "doors" else clock["now"]
+            if start is None:
+                start = watermark or floor_hour(limit - dt.timedelta(days=settings.first_pull_days))
+            end = min(end or limit, limit)
+            summary.start, summary.end = iso(start), iso(max(start, end))
             if start < end:
                 _pull_pages(client, lake, data, settings, start, end, summary, state, progress)
             summary.status = "ok"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -64,3 +65,70 @@ class ApiServer:
 
     def get(self, path: str, **params) -> requests.Response:
         return self.session.get(self.base + path, params=params, timeout=60)
+
+
+class FaultyProxy:
+    """A fault-injecting HTTP proxy in front of a real API, on 127.0.0.1.
+
+    With probability `fail_rate` a request is answered with a 500, stalls longer than
+    the client waits, or has its body cut short (half the bytes, then the connection
+    closes). The faults are drawn from a seeded generator, so a run is repeatable.
+    """
+
+    def __init__(self, upstream: str, fail_rate: float = 0.3, stall_seconds: float = 3.0, seed: int = 1) -> None:
+        import random
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        rng, lock = random.Random(seed), threading.Lock()
+        self.counts = {"ok": 0, "500": 0, "stall": 0, "cut": 0}
+        counts, session = self.counts, requests.Session()
+        session.trust_env = False
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                with lock:
+                    draw = rng.random()
+                    fault = "ok" if draw >= fail_rate else rng.choice(["500", "stall", "cut"])
+                    counts[fault] += 1
+                if fault == "500":
+                    self._send(500, b'{"detail":"injected"}', {})
+                    return
+                if fault == "stall":
+                    time.sleep(stall_seconds)
+                upstream_response = session.get(upstream + self.path, timeout=60)
+                body = upstream_response.content
+                headers = {k: v for k, v in upstream_response.headers.items() if k.lower().startswith("x-")}
+                headers["Content-Type"] = upstream_response.headers.get("content-type", "application/octet-stream")
+                if fault == "cut":
+                    self._send(upstream_response.status_code, body[: len(body) // 2], headers, claimed=len(body))
+                    self.close_connection = True
+                    return
+                self._send(upstream_response.status_code, body, headers)
+
+            def _send(self, status: int, body: bytes, headers: dict, claimed: int | None = None) -> None:
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(claimed if claimed is not None else len(body)))
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(body)  # the client may give up first
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FaultyProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()

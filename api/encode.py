@@ -7,8 +7,12 @@ in memory. Text formats write timestamps as ISO 8601 UTC (`2024-07-01T08:00:00Z`
 
 from __future__ import annotations
 
+import json
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -72,7 +76,11 @@ def _arrow(chunks: Iterable[pa.Table], schema: pa.Schema) -> Iterator[bytes]:
 
 def _parquet(chunks: Iterable[pa.Table], schema: pa.Schema) -> Iterator[bytes]:
     sink = _Sink()
-    with pq.ParquetWriter(sink, schema, compression="zstd", compression_level=1) as writer:
+    # Tuned for the wire, not for storage: dictionary pages only for strings (for numbers
+    # they cost more time than they save bytes), lz4, and no statistics nobody will read.
+    strings = [f.name for f in schema if pa.types.is_string(f.type)]
+    options = {"compression": "lz4", "use_dictionary": strings, "write_statistics": False}
+    with pq.ParquetWriter(sink, schema, **options) as writer:
         for table in chunks:
             writer.write_table(table, row_group_size=max(1, table.num_rows))
             yield sink.drain()
@@ -110,43 +118,82 @@ def _csv(chunks: Iterable[pa.Table], schema: pa.Schema) -> Iterator[bytes]:
         yield (",".join(schema.names) + "\n").encode()
 
 
-def _json_value(col: pa.ChunkedArray, type_: pa.DataType) -> pa.ChunkedArray:
-    """Each value as a JSON literal (strings quoted and escaped, null as null)."""
-    if pa.types.is_timestamp(type_):
-        return pc.binary_join_element_wise('"', iso_strings(col), '"', "")
-    if pa.types.is_string(type_):
-        escaped = pc.replace_substring(pc.replace_substring(col, "\\", "\\\\"), '"', '\\"')
-        quoted = pc.binary_join_element_wise('"', escaped, '"', "")
-        return pc.fill_null(quoted, "null")
-    return pc.fill_null(col.cast(pa.string()), "null")
+def _json_rows(table: pa.Table, prefix: str, suffix: str) -> pa.Buffer:
+    """prefix + {record} + suffix for every row, concatenated.
 
-
-def _json_rows(table: pa.Table, prefix: str, suffix: str) -> bytes:
-    """prefix + {record} + suffix for every row, concatenated."""
-    parts: list = [prefix + "{"]
+    A row is a join of literals and value columns. A column with few distinct values
+    (timestamps, store names, door ids) is formatted once per distinct value, with the
+    literals on either side folded in, because a join costs per argument and per row.
+    """
+    n = table.num_rows
+    tokens: list = []
     for i, field in enumerate(table.schema):
-        parts.append(f'"{field.name}":' if i == 0 else f',"{field.name}":')
-        parts.append(_json_value(table.column(i), field.type))
-    parts.append("}" + suffix)
-    rows = pc.binary_join_element_wise(*parts, "")
-    return b"".join(_string_bytes(chunk) for chunk in rows.chunks)
+        tokens.append(("{" if i == 0 else ",") + json.dumps(field.name) + ":")
+        tokens.append(table.column(i).combine_chunks())
+    tokens[0] = prefix + tokens[0]
+    tokens.append("}" + suffix)
+    parts: list = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if isinstance(token, str):
+            parts.append(token)
+            i += 1
+            continue
+        encoded = _few_distinct(token, n)
+        if encoded is None:
+            parts.append(_json_literals(token))
+            i += 1
+            continue
+        before = parts.pop() if parts and isinstance(parts[-1], str) else ""
+        after = tokens[i + 1] if i + 1 < len(tokens) and isinstance(tokens[i + 1], str) else ""
+        parts.append(_formatted_once(encoded, before, after))
+        i += 2 if after else 1
+    rows = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, "")
+    return _string_data(rows)
 
 
-def _string_bytes(array: pa.StringArray) -> bytes:
-    """The concatenated values of a string array without nulls, straight from its buffers."""
+def _json_literals(column: pa.Array) -> pa.Array:
+    """Each value as a JSON literal, row by row (for columns with many distinct values)."""
+    if pa.types.is_timestamp(column.type):
+        text = pc.binary_join_element_wise('"', iso_strings(column), '"', "")
+    else:
+        text = column.cast(pa.string())
+    return pc.fill_null(text, "null")
+
+
+def _few_distinct(column: pa.Array, n: int) -> pa.DictionaryArray | None:
+    """The column dictionary-encoded, when it has at most a quarter as many distinct values as rows.
+
+    Strings always are: json.dumps per distinct value is the one complete JSON escaper."""
+    if pa.types.is_floating(column.type) or n == 0:
+        return None
+    encoded = column.dictionary_encode()
+    few = len(encoded.dictionary) * 4 <= n
+    return encoded if few or pa.types.is_string(column.type) else None
+
+
+def _formatted_once(encoded: pa.DictionaryArray, before: str, after: str) -> pa.Array:
+    values = encoded.dictionary
+    if pa.types.is_string(values.type):
+        literals = pa.array([before + json.dumps(v) + after for v in values.to_pylist()], pa.string())
+    else:
+        literals = pc.binary_join_element_wise(before, _json_literals(values), after, "")
+    return pc.fill_null(literals.take(encoded.indices), before + "null" + after)
+
+
+def _string_data(array: pa.StringArray) -> pa.Buffer:
+    """The concatenated values of a string array without nulls: a slice of its data buffer."""
     if len(array) == 0:
-        return b""
-    offsets = array.buffers()[1]
-    first = int.from_bytes(offsets[array.offset * 4 : array.offset * 4 + 4], "little", signed=True)
-    end_at = (array.offset + len(array)) * 4
-    last = int.from_bytes(offsets[end_at : end_at + 4], "little", signed=True)
-    return array.buffers()[2][first:last].to_pybytes()
+        return pa.py_buffer(b"")
+    offsets = np.frombuffer(array.buffers()[1], np.int32, len(array) + 1, array.offset * 4)
+    return array.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
 
 
 def _ndjson(chunks: Iterable[pa.Table], schema: pa.Schema) -> Iterator[bytes]:
     for table in chunks:
         if table.num_rows:
-            yield _json_rows(table, "", "\n")
+            yield _json_rows(table, "", "\n").to_pybytes()
 
 
 def _json(chunks: Iterable[pa.Table], schema: pa.Schema) -> Iterator[bytes]:
@@ -156,6 +203,45 @@ def _json(chunks: Iterable[pa.Table], schema: pa.Schema) -> Iterator[bytes]:
         if not table.num_rows:
             continue
         body = _json_rows(table, ",\n", "")
-        yield b"[\n" + body[2:] if first else body
+        if first:
+            yield b"[\n"
+            body = body.slice(2)
+        yield body.to_pybytes()
         first = False
     yield b"[]\n" if first else b"\n]\n"
+
+
+def prefetched(chunks: Iterable[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
+    """Produce the next chunks in a background thread while this one is encoded and sent.
+
+    numpy and Arrow release the GIL in their kernels, so generating and encoding overlap
+    on two cores. The producer stops when the consumer goes away (a client disconnect).
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        buffer.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            buffer.put(exc)
+
+    thread = threading.Thread(target=produce, daemon=True, name="chunk-producer")
+    thread.start()
+    try:
+        while (item := buffer.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()

@@ -46,7 +46,7 @@ class Settings:
     fleet_file: Path = DEFAULT_FLEET_FILE
     clock: Clock = field(default_factory=Clock)
     max_rows: int = 10_000_000
-    chunk_rows: int = 131_072
+    chunk_rows: int = 262_144
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

@@ -6,7 +6,8 @@ import unittest
 
 import numpy as np
 
-from api.simulate.rng import hash_keys, name_key, normal, repeat_names, uniform
+from api.simulate.columns import repeat_names, tile_names
+from api.simulate.rng import hash_keys, name_key, normal, uniform
 
 
 class RngTest(unittest.TestCase):
@@ -39,6 +40,8 @@ class RngTest(unittest.TestCase):
     def test_repeat_names(self) -> None:
         names = ["Paris", "Zürich", ""]
         self.assertEqual(repeat_names(np.array([1, 0, 2, 1]), names).to_pylist(), ["Zürich", "Paris", "", "Zürich"])
+        self.assertEqual(tile_names(names, 2).to_pylist(), names * 2)
+        self.assertEqual(tile_names(names, 0).to_pylist(), [])
 
 
 if __name__ == "__main__":

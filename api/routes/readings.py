@@ -22,7 +22,7 @@ from api.deps import (
     iso,
     parse_span,
 )
-from api.encode import MEDIA_TYPES, encode
+from api.encode import MEDIA_TYPES, encode, prefetched
 from api.schemas import DOOR_READINGS, ROBOT_READINGS
 from api.simulate.doors import HOUR_S
 
@@ -49,7 +49,8 @@ def _responses(example: list[dict]) -> dict:
 
 def stream(chunks: Iterable[pa.Table], schema: pa.Schema, fmt: str, until_us: int, rows: int) -> StreamingResponse:
     headers = {"X-Data-Until": iso(until_us), "X-Row-Count": str(rows)}
-    return StreamingResponse(encode(chunks, schema, fmt), media_type=MEDIA_TYPES[fmt], headers=headers)
+    body = encode(prefetched(chunks), schema, fmt)
+    return StreamingResponse(body, media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
 def door_selection(sim: Simulation, store: str | None, sensor_id: int | None, store_param: str = "store") -> list:

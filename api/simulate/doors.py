@@ -19,7 +19,8 @@ import pyarrow as pa
 
 from api.fleet import DoorModel, Fleet, Store
 from api.schemas import DOOR_READINGS, events_table
-from api.simulate.rng import Stream, between, hash_keys, name_key, normal, repeat_names, uniform
+from api.simulate.columns import repeat_names, tile_names
+from api.simulate.rng import Stream, between, hash_keys, name_key, normal, uniform
 
 HOUR_S = 3600
 HOURS_PER_YEAR = 8766.0
@@ -236,26 +237,33 @@ class DoorSimulator:
     def readings(self, h0: int, h1: int, selection: list[tuple[StoreSim, list[DoorSensor]]]) -> pa.Table:
         """All rows for hours [h0, h1), ordered by ts, then fleet store order, then sensor_id."""
         n_h = max(h1 - h0, 0)
-        columns = [(ss, d) for ss, doors in selection for d in doors]
-        counts = np.full((n_h, len(columns)), np.nan)
-        exists = np.zeros((n_h, len(columns)), bool)
+        names = [ss.store.name for ss, doors in selection for _ in doors]
+        sensor_ids = np.array([d.sensor_id for _, doors in selection for d in doors], np.int32)
+        counts = np.zeros((n_h, len(names)), np.int32)
+        failed = np.zeros((n_h, len(names)), bool)
+        first_row = np.zeros(len(names), np.int64)  # rows before a store opened do not exist
         col = 0
         for ss, doors in selection:
             g = self.grid(ss, h0, h1, doors)
-            if len(g.hours):
-                offset = g.hours[0] - h0
-                counts[offset:, col : col + len(doors)] = g.counts
-                exists[offset:, col : col + len(doors)] = True
+            offset = g.hours[0] - h0 if len(g.hours) else n_h
+            counts[offset:, col : col + len(doors)] = np.nan_to_num(g.counts)
+            failed[offset:, col : col + len(doors)] = g.failed
+            first_row[col : col + len(doors)] = offset
             col += len(doors)
-        rows, cols = np.nonzero(exists)
-        values = counts[rows, cols]
-        sensor_ids = np.array([d.sensor_id for _, d in columns], np.int32)
+        hours = h0 + np.arange(n_h, dtype=np.int64)
+        if not first_row.any():  # every store open throughout: the grid's rows are all there
+            ts, stores = np.repeat(hours, len(names)), tile_names(names, n_h)
+            sensors, values, mask = np.tile(sensor_ids, n_h), counts.ravel(), failed.ravel()
+        else:
+            rows, cols = np.nonzero(np.arange(n_h)[:, None] >= first_row[None, :])
+            ts, stores = hours[rows], repeat_names(cols, names)
+            sensors, values, mask = sensor_ids[cols], counts[rows, cols], failed[rows, cols]
         return pa.Table.from_arrays(
             [
-                pa.array((h0 + rows) * US_PER_HOUR, DOOR_READINGS.field("ts").type),
-                repeat_names(cols, [ss.store.name for ss, _ in columns]),
-                pa.array(sensor_ids[cols]),
-                pa.array(np.nan_to_num(values).astype(np.int32), mask=np.isnan(values)),
+                pa.array(ts * US_PER_HOUR, DOOR_READINGS.field("ts").type),
+                stores,
+                pa.array(sensors),
+                pa.array(values, mask=mask),
             ],
             schema=DOOR_READINGS,
         )

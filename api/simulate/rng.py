@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-import pyarrow as pa
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MUL1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -84,20 +83,3 @@ class Stream:
     ROBOT_NOISE = 12
     ROBOT_BLOCK = 13
     ROBOT_WEAR = 14
-
-
-def repeat_names(codes: np.ndarray, names: list[str]) -> pa.StringArray:
-    """names[codes] as an Arrow string array, gathered straight into its buffers.
-
-    3x faster than a take on a string array: one repeat and one add over the bytes.
-    """
-    encoded = [n.encode() for n in names]
-    pool = np.frombuffer(b"".join(encoded), np.uint8)
-    name_len = np.array([len(e) for e in encoded], np.int64)
-    name_start = np.concatenate([[0], np.cumsum(name_len)[:-1]]).astype(np.int64)
-    lengths = name_len[codes]
-    offsets = np.zeros(len(codes) + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    shift = np.repeat(name_start[codes] - offsets[:-1], lengths)
-    data = pool[shift + np.arange(offsets[-1])]
-    return pa.StringArray.from_buffers(len(codes), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data))

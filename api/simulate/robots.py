@@ -24,7 +24,8 @@ import pyarrow as pa
 
 from api.fleet import Fleet, Robot, RobotModel
 from api.schemas import AXES, ROBOT_READINGS, events_table
-from api.simulate.rng import Stream, between, hash_keys, name_key, normal, repeat_names, uniform
+from api.simulate.columns import repeat_names
+from api.simulate.rng import Stream, between, hash_keys, name_key, normal, uniform
 
 _GROUP_CYCLES = 20
 _WEAR_EPISODES = 2000  # laid out from installation; far beyond any date served

@@ -8,6 +8,7 @@ stands (a backfill of older data never moves it, a gap never lets it jump).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -87,6 +88,7 @@ def pull(
             watermark = parse_iso(state["watermark"]) if state.get("watermark") else None
             summary.watermark = state.get("watermark")
             clock = client.data_clock()
+            save_fleet(client, lake)
             limit = clock["doors_until"] if data.kind == "doors" else clock["now"]
             if start is None:
                 start = watermark or floor_hour(limit - dt.timedelta(days=settings.first_pull_days))
@@ -128,6 +130,14 @@ def _pull_pages(client, lake, data, settings, start, end, summary, state, progre
                 break  # the API's clock stops here
     if progress:
         progress.finish()
+
+
+def save_fleet(client: ApiClient, lake: Lake) -> None:
+    """Keep the API's fleet (stores with time zones, robots) beside the data: transforms need
+    each store's time zone, and the lake must be readable without the API."""
+    fleet = client.get_json("/v1/fleet")
+    body = json.dumps({k: fleet[k] for k in ("seed", "stores", "robots")}, indent=2, sort_keys=True).encode()
+    lake.write_bytes(lake.path("reference", "fleet.json"), body)
 
 
 def load_page(

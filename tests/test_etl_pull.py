@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -80,6 +81,8 @@ class PullTest(unittest.TestCase):
             summary = self.pull(data, start, end, page_rows=200_000)
             expected = api_table(self.server, data, start + "Z", end + "Z")
             self.assertEqual(summary.rows, expected.num_rows)
+            fleet = json.loads(Path(self.root, "reference", "fleet.json").read_text())
+            self.assertEqual(fleet["stores"], self.server.get("/v1/fleet").json()["stores"])
             self.assertTrue(lake_table(self.root, data).equals(expected), data.kind)
             self.assertEqual(len(list(Path(self.root, "raw", data.kind).glob("*/*.parquet"))), 30)
         before = {p: pq.read_table(p) for p in Path(self.root, "raw").rglob("*.parquet")}

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from api.fleet import load_fleet
 from api.simulate.doors import DoorSimulator, local_calendar
@@ -157,6 +158,23 @@ class DoorEventsTest(unittest.TestCase):
             before = store.reindex([h - 168 for h in range(s, e)])
             self.assertGreater((during.values / before.values).mean(), 1.4, f"{row.id} at {row.start}")
             self.assertGreater(row.magnitude, 1.7)
+
+    def test_expansions_raise_store_traffic_by_their_gain(self) -> None:
+        h0, h1 = hour_of("2014-03-01T00:00:00+00:00"), hour_of("2025-01-01T00:00:00+00:00")
+        events = self.sim.events(h0, h1).to_pandas()
+        expansions = events[events.type == "expansion"]
+        self.assertGreater(len(expansions), 3)
+        four_weeks = 24 * 28
+        for row in expansions.itertuples():
+            s, e = self.hours(row)
+            ss = self.sim.store_sim(row.store)
+            before = self.sim.readings(s - four_weeks, s, self.sim.select(row.store)).column("count")
+            after = self.sim.readings(e, e + four_weeks, self.sim.select(row.store)).column("count")
+            ratio = pc.sum(after).as_py() / pc.sum(before).as_py()
+            trend = (1 + (e + four_weeks / 2 - ss.opened_hour) / 8766) / (
+                1 + (s - four_weeks / 2 - ss.opened_hour) / 8766
+            )
+            self.assertAlmostEqual(ratio / trend, 1 + row.magnitude, delta=0.06, msg=f"{row.id} at {row.start}")
 
     def test_failures_become_likelier_as_sensors_age(self) -> None:
         # Ten years of every door: failures started per door-year, by sensor age.

@@ -1,4 +1,4 @@
-"""The ETL command line: `python -m etl pull | status | import-csv` (each with --help).
+"""The ETL command line: `python -m etl pull | status | transform | import-csv` (each with --help).
 
 Exit codes: 0 done; 1 the run failed (API unreachable after retries, lake locked);
 2 bad input (arguments, dates, a CSV that cannot be read). Failures print one line.
@@ -19,6 +19,7 @@ from etl.progress import Progress
 from etl.pull import pull
 from etl.settings import EtlSettings
 from etl.status import format_status, lake_status
+from etl.transform import TransformParams, transform
 
 
 def build_parser(settings: EtlSettings) -> argparse.ArgumentParser:
@@ -37,6 +38,10 @@ def build_parser(settings: EtlSettings) -> argparse.ArgumentParser:
     s = commands.add_parser("status", help="watermarks, rows, partitions, last run, quarantined rows")
     s.add_argument("--lake", default=settings.lake)
     s.add_argument("--json", action="store_true", help="machine-readable output")
+
+    t = commands.add_parser("transform", help="compute the marts (etl/sql/*.sql) from the raw lake")
+    t.add_argument("--lake", default=settings.lake)
+    t.add_argument("--full", action="store_true", help="rebuild every date, not only the changed ones")
 
     i = commands.add_parser("import-csv", help="load a recorded CSV with the same validation as a pull")
     i.add_argument("file", type=Path)
@@ -60,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             status = lake_status(Lake(args.lake))
             print(json.dumps(status, indent=2) if args.json else format_status(status))
+            return 0
+        if args.command == "transform":
+            print(
+                transform(Lake(args.lake), TransformParams(), full=args.full, lock_timeout=settings.lock_timeout).line()
+            )
             return 0
         constants = {k: v for k, v in (("robot_id", args.robot_id), ("store", args.store)) if v}
         summary = import_csv(Lake(args.lake), dataset(args.kind), args.file, args.map, settings, constants)

@@ -57,6 +57,15 @@ class Partition:
     def name(self) -> str:
         return f"date={self.date.isoformat()}"
 
+    @classmethod
+    def from_iso(cls, text: str) -> Partition:
+        return cls((dt.date.fromisoformat(text) - dt.date(1970, 1, 1)).days)
+
+    @classmethod
+    def from_path(cls, path: str) -> Partition:
+        """The partition of a file .../date=YYYY-MM-DD/name."""
+        return cls.from_iso(path.rsplit("/", 2)[-2].removeprefix("date="))
+
 
 def day_of(value: dt.datetime) -> int:
     return (value - EPOCH) // dt.timedelta(days=1)
@@ -84,11 +93,15 @@ class Lake:
     def partition_file(self, kind: str, part: Partition) -> str:
         return self.path("raw", kind, part.name, DATA_FILE)
 
-    def files(self, *parts: str, suffix: str = ".parquet") -> list[str]:
-        """Every file under a folder whose name ends with suffix, sorted."""
+    def file_infos(self, *parts: str, suffix: str = ".parquet") -> list[pafs.FileInfo]:
+        """Every file under a folder whose name ends with suffix, sorted by path."""
         selector = pafs.FileSelector(self.path(*parts), recursive=True, allow_not_found=True)
         infos = self.fs.get_file_info(selector)
-        return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(suffix))
+        files = [i for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(suffix)]
+        return sorted(files, key=lambda i: i.path)
+
+    def files(self, *parts: str, suffix: str = ".parquet") -> list[str]:
+        return [i.path for i in self.file_infos(*parts, suffix=suffix)]
 
     # -- atomic writes -------------------------------------------------------------------
 
@@ -136,6 +149,13 @@ class Lake:
         try:
             with self.fs.open_input_file(path) as f:
                 return pq.ParquetFile(f).read()
+        except FileNotFoundError:
+            return None
+
+    def read_bytes(self, path: str) -> bytes | None:
+        try:
+            with self.fs.open_input_stream(path) as f:
+                return f.read()
         except FileNotFoundError:
             return None
 
@@ -195,11 +215,8 @@ class Lake:
         return self.path("_state", f"{kind}.json")
 
     def read_state(self, kind: str) -> dict:
-        try:
-            with self.fs.open_input_stream(self.state_path(kind)) as f:
-                return json.loads(f.read())
-        except FileNotFoundError:
-            return {}
+        raw = self.read_bytes(self.state_path(kind))
+        return json.loads(raw) if raw else {}
 
     def write_state(self, kind: str, state: dict) -> None:
         self.write_bytes(self.state_path(kind), json.dumps(state, indent=2, sort_keys=True).encode())
@@ -243,16 +260,20 @@ class Lake:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def split_by_day(table: pa.Table, days) -> Iterator[tuple[Partition, pa.Table]]:
-    """(partition, rows of that UTC date) for each day, with empty tables for days without rows."""
+def split_by_day(table: pa.Table, days, column: str = "ts") -> Iterator[tuple[Partition, pa.Table]]:
+    """(partition, rows of that date) for each day, with empty tables for days without rows.
+
+    `column` is a UTC timestamp (its UTC date counts) or a date."""
+    day_of_row = np.zeros(0, np.int64)
     if table.num_rows:
-        ts = table.column("ts").cast(pa.int64()).to_numpy()
-        if np.any(np.diff(ts) < 0):
-            table = table.sort_by("ts")
-            ts = np.sort(ts)
-        day_of_row = ts // US_PER_DAY
-    else:
-        day_of_row = np.zeros(0, np.int64)
+        values = table.column(column)
+        if pa.types.is_timestamp(values.type):
+            day_of_row = values.cast(pa.int64()).to_numpy() // US_PER_DAY
+        else:
+            day_of_row = values.cast(pa.int32()).to_numpy().astype(np.int64)
+        if np.any(np.diff(day_of_row) < 0):
+            order = np.argsort(day_of_row, kind="stable")
+            table, day_of_row = table.take(pa.array(order)), day_of_row[order]
     for day in days:
         lo, hi = np.searchsorted(day_of_row, [day, day + 1])
         yield Partition(int(day)), table.slice(lo, hi - lo)

@@ -1,0 +1,62 @@
+-- door_hourly_sensor: one row per door per UTC hour, in the store's local calendar, with
+-- the mean of the same weekday and hour over the previous $baseline_weeks weeks.
+-- A failed reading is null: never summed as 0, never part of a mean.
+WITH readings AS (
+    SELECT
+        r.ts,
+        r.store,
+        r.sensor_id,
+        r.count AS visits,
+        timezone(s.timezone, r.ts) AS local_ts
+    FROM raw_doors AS r
+    JOIN stores AS s ON s.name = r.store
+),
+
+calendar AS (
+    SELECT
+        *,
+        CAST(local_ts AS DATE) AS local_date,
+        hour(local_ts) AS local_hour,
+        isodow(local_ts) AS weekday  -- 1 = Monday .. 7 = Sunday
+    FROM readings
+),
+
+baselines AS (
+    SELECT
+        *,
+        -- Matched by calendar: the same weekday and hour 1..N weeks back, whatever rows exist.
+        avg(visits) OVER same_slot_before AS running_mean,
+        count(visits) OVER same_slot_before AS baseline_periods,
+        -- The original's mean: 4 rows including the current one (kept for continuity).
+        avg(visits) OVER original AS avg_count_4days
+    FROM calendar
+    WINDOW
+        same_slot_before AS (
+            PARTITION BY store, sensor_id, weekday, local_hour ORDER BY local_date
+            RANGE BETWEEN to_days(7 * $baseline_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
+        ),
+        original AS (
+            PARTITION BY store, sensor_id, weekday, local_hour ORDER BY local_date
+            ROWS BETWEEN 3 PRECEDING AND CURRENT ROW
+        )
+),
+
+final AS (
+    SELECT
+        ts,
+        store,
+        sensor_id,
+        local_date,
+        local_hour,
+        weekday,
+        visits,
+        CAST(visits IS NULL AS INTEGER) AS failed_readings,
+        running_mean,
+        baseline_periods,
+        avg_count_4days,
+        CASE WHEN running_mean > 0 THEN 100 * (visits - running_mean) / running_mean END AS perc_diff,
+        CAST(ts AS DATE) AS part_date
+    FROM baselines
+)
+
+SELECT * FROM final

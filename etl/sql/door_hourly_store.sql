@@ -1,0 +1,62 @@
+-- door_hourly_store: one row per store per UTC hour. A total with a failed door is marked
+-- incomplete and never compared: its sum would count the failed door as 0.
+WITH totals AS (
+    SELECT
+        ts,
+        store,
+        any_value(local_date) AS local_date,
+        any_value(local_hour) AS local_hour,
+        any_value(weekday) AS weekday,
+        CAST(sum(visits) AS BIGINT) AS visits,
+        CAST(sum(failed_readings) AS INTEGER) AS failed_readings,
+        count(*) AS doors_reporting
+    FROM door_hourly_sensor
+    GROUP BY ts, store
+),
+
+comparable AS (
+    SELECT
+        *,
+        failed_readings > 0 AS incomplete,
+        CASE WHEN failed_readings = 0 THEN visits END AS complete_visits
+    FROM totals
+),
+
+baselines AS (
+    SELECT
+        *,
+        avg(complete_visits) OVER same_slot_before AS running_mean,
+        count(complete_visits) OVER same_slot_before AS baseline_periods,
+        avg(visits) OVER original AS avg_count_4days
+    FROM comparable
+    WINDOW
+        same_slot_before AS (
+            PARTITION BY store, weekday, local_hour ORDER BY local_date
+            RANGE BETWEEN to_days(7 * $baseline_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
+        ),
+        original AS (
+            PARTITION BY store, weekday, local_hour ORDER BY local_date
+            ROWS BETWEEN 3 PRECEDING AND CURRENT ROW
+        )
+),
+
+final AS (
+    SELECT
+        ts,
+        store,
+        local_date,
+        local_hour,
+        weekday,
+        visits,
+        failed_readings,
+        doors_reporting,
+        incomplete,
+        running_mean,
+        baseline_periods,
+        avg_count_4days,
+        CASE WHEN running_mean > 0 THEN 100 * (complete_visits - running_mean) / running_mean END AS perc_diff,
+        CAST(ts AS DATE) AS part_date
+    FROM baselines
+)
+
+SELECT * FROM final

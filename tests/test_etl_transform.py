@@ -1,0 +1,205 @@
+"""The door marts on small hand-built data, against references computed here in pandas."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import tempfile
+import unittest
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from etl.datasets import DOORS
+from etl.lake import Lake
+from etl.transform import TransformParams, read_mart, transform
+
+UTC = dt.UTC
+STORES = [
+    {"name": "Paris", "timezone": "Europe/Paris", "doors": 3},
+    {"name": "London", "timezone": "Europe/London", "doors": 1},
+]
+START = pd.Timestamp("2024-09-01T00:00:00Z")
+END = pd.Timestamp("2024-11-16T00:00:00Z")
+SPLIT = pd.Timestamp("2024-11-01T00:00:00Z")  # the incremental test loads up to here first
+GAP = (pd.Timestamp("2024-10-10T00:00:00Z"), pd.Timestamp("2024-10-12T00:00:00Z"))  # London sends nothing
+ANOMALY = ("Paris", 0, pd.Timestamp("2024-10-15T10:00:00Z"))  # 12:00 local, a Tuesday
+FAILED = ("Paris", 1, pd.Timestamp("2024-10-20T00:00:00Z"), pd.Timestamp("2024-10-25T00:00:00Z"))
+
+
+def hand_built_readings() -> pd.DataFrame:
+    """Hourly counts: open 8-18 local Mon-Sat, 5 % noise, one anomaly, one failure, a gap."""
+    rng = np.random.default_rng(1)
+    frames = []
+    hours = pd.date_range(START, END, freq="h", inclusive="left")
+    for store in STORES:
+        local = hours.tz_convert(store["timezone"])
+        is_open = (local.day_of_week < 6) & (local.hour >= 8) & (local.hour < 18)
+        for sensor in range(store["doors"]):
+            weight = 0.05 if (store["name"], sensor) == ("Paris", 2) else 1.0
+            level = 1000 * weight * (1 + 0.3 * (local.day_of_week == 5))
+            visits = np.where(is_open, np.rint(level * rng.normal(1, 0.05, len(hours))), 0)
+            frames.append(pd.DataFrame({"ts": hours, "store": store["name"], "sensor_id": sensor, "count": visits}))
+    df = pd.concat(frames, ignore_index=True)
+    df["count"] = df["count"].astype("Int64")
+    store, sensor, ts = ANOMALY
+    df.loc[(df.store == store) & (df.sensor_id == sensor) & (df.ts == ts), "count"] = 100
+    store, sensor, t0, t1 = FAILED
+    df.loc[(df.store == store) & (df.sensor_id == sensor) & (df.ts >= t0) & (df.ts < t1), "count"] = pd.NA
+    gap = (df.store == "London") & (df.ts >= GAP[0]) & (df.ts < GAP[1])
+    return df[~gap].reset_index(drop=True)
+
+
+def write_lake(root: Path, df: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> Lake:
+    lake = Lake(str(root))
+    lake.write_bytes(lake.path("reference", "fleet.json"), json.dumps({"stores": STORES}).encode())
+    part = df[(df.ts >= start) & (df.ts < end)].sort_values(["ts", "store", "sensor_id"])
+    table = pa.Table.from_pandas(part, schema=DOORS.schema, preserve_index=False)
+    lake.replace_interval(DOORS, table, start.to_pydatetime(), end.to_pydatetime())
+    return lake
+
+
+def local_frame(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.rename(columns={"count": "visits"}).copy()
+    tz = out.store.map({s["name"]: s["timezone"] for s in STORES})
+    out["local_ts"] = [t.tz_convert(z).tz_localize(None) for t, z in zip(out.ts, tz, strict=True)]
+    out["local_date"] = out.local_ts.dt.date
+    out["local_hour"] = out.local_ts.dt.hour
+    out["weekday"] = out.local_ts.dt.day_of_week + 1
+    return out
+
+
+def previous_weeks_mean(df: pd.DataFrame, keys: list[str], value: str, weeks: int) -> pd.Series:
+    """Mean of `value` over rows with the same keys dated 1..7*weeks days before, nulls skipped."""
+    history: dict[tuple, list[tuple]] = {}
+    for row in df[[*keys, "local_date", value]].itertuples(index=False):
+        history.setdefault(tuple(row[:-2]), []).append((row[-2], row[-1]))
+    means = []
+    for row in df[[*keys, "local_date"]].itertuples(index=False):
+        day = row[-1]
+        values = [v for d, v in history[tuple(row[:-1])]
+                  if day - dt.timedelta(days=7 * weeks) <= d < day and not pd.isna(v)]  # fmt: skip
+        means.append(np.mean(values) if values else np.nan)
+    return pd.Series(means, index=df.index)
+
+
+class DoorMartsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.readings = hand_built_readings()
+        cls.lake = write_lake(Path(cls.tmp.name, "lake"), cls.readings, START, END)
+        cls.params = TransformParams()
+        cls.summary = transform(cls.lake, cls.params)
+        cls.local = local_frame(cls.readings)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.tmp.cleanup()
+
+    def mart(self, name: str) -> pd.DataFrame:
+        return read_mart(self.lake, name).to_pandas()
+
+    def test_hourly_sensor_against_pandas(self) -> None:
+        got = self.mart("door_hourly_sensor").sort_values(["store", "sensor_id", "ts"]).reset_index(drop=True)
+        ref = self.local.sort_values(["store", "sensor_id", "ts"]).reset_index(drop=True)
+        self.assertEqual(len(got), len(ref))
+        np.testing.assert_array_equal(got.local_hour, ref.local_hour)
+        np.testing.assert_array_equal(got.weekday, ref.weekday)
+        self.assertEqual(got.failed_readings.sum(), int(ref.visits.isna().sum()))
+        expected = previous_weeks_mean(ref, ["store", "sensor_id", "weekday", "local_hour"], "visits", 4)
+        np.testing.assert_allclose(got.running_mean.astype(float), expected, rtol=1e-9)
+        perc = 100 * (ref.visits.astype(float) - expected) / expected
+        np.testing.assert_allclose(got.perc_diff.astype(float), perc.where(expected > 0), rtol=1e-9)
+
+    def test_the_original_four_row_mean_is_reproduced_on_data_without_failures(self) -> None:
+        got = self.mart("door_daily_store")
+        clean = got[got.store == "London"].sort_values("local_date")
+        ref = clean.groupby("weekday")["visits"].transform(lambda s: s.rolling(4, min_periods=1).mean())
+        np.testing.assert_allclose(clean.avg_count_4days, ref, rtol=1e-12)
+        hourly = self.mart("door_hourly_sensor")
+        london = hourly[hourly.store == "London"].sort_values(["local_date", "ts"])
+        london = london[~london.duplicated(["weekday", "local_hour", "local_date"], keep=False)]  # the DST hour
+        ref = london.groupby(["weekday", "local_hour"])["visits"].transform(
+            lambda s: s.rolling(4, min_periods=1).mean()
+        )
+        np.testing.assert_allclose(london.avg_count_4days, ref, rtol=1e-12)
+
+    def test_daily_sensor_marks_partial_days_and_compares_only_whole_ones(self) -> None:
+        got = self.mart("door_daily_sensor").set_index(["store", "sensor_id", "local_date"]).sort_index()
+        d = dt.date
+        self.assertTrue(got.loc[("Paris", 0, d(2024, 9, 1)), "partial"], "starts at 02:00 local")
+        self.assertEqual(got.loc[("Paris", 0, d(2024, 10, 27)), "hours_in_day"], 25)
+        self.assertFalse(got.loc[("Paris", 0, d(2024, 10, 27)), "partial"])
+        self.assertTrue(got.loc[("London", 0, d(2024, 10, 10)), "partial"], "the gap leaves a partial day")
+        self.assertTrue(np.isnan(got.loc[("London", 0, d(2024, 10, 10)), "perc_diff"]))
+        self.assertTrue(got.loc[("Paris", 1, d(2024, 10, 21)), "incomplete"])
+        daily = self.local.groupby(["store", "sensor_id", "local_date"]).agg(
+            visits=("visits", lambda s: s.sum(min_count=1)), hours=("ts", "size"),
+            failed=("visits", lambda s: s.isna().sum()), weekday=("weekday", "first"),
+        ).reset_index()  # fmt: skip
+        tz = daily.store.map({s["name"]: s["timezone"] for s in STORES})
+        start = [pd.Timestamp(x).tz_localize(z) for x, z in zip(daily.local_date, tz, strict=True)]
+        end = [pd.Timestamp(x + dt.timedelta(days=1)).tz_localize(z) for x, z in zip(daily.local_date, tz, strict=True)]
+        length = [(b - a).total_seconds() / 3600 for a, b in zip(start, end, strict=True)]
+        daily["whole"] = np.where((daily.hours == length) & (daily.failed == 0), daily.visits.astype(float), np.nan)
+        daily["mean"] = previous_weeks_mean(daily, ["store", "sensor_id", "weekday"], "whole", 4)
+        ref = daily.set_index(["store", "sensor_id", "local_date"]).sort_index()
+        np.testing.assert_allclose(got.running_mean.astype(float), ref["mean"], rtol=1e-9)
+        np.testing.assert_array_equal(got.visits, ref.visits)
+
+    def test_store_totals_with_a_failed_door_are_incomplete_and_not_compared(self) -> None:
+        got = self.mart("door_hourly_store")
+        failing = got[(got.store == "Paris") & (got.ts >= FAILED[2]) & (got.ts < FAILED[3])]
+        self.assertTrue(failing.incomplete.all())
+        self.assertTrue(failing.perc_diff.isna().all())
+        self.assertTrue((failing.failed_readings == 1).all())
+        whole = got[(got.store == "Paris") & ~got.incomplete]
+        ref = self.local[self.local.store == "Paris"].groupby("ts").visits.sum()
+        np.testing.assert_array_equal(whole.set_index("ts").visits.sort_index(), ref.loc[whole.ts.sort_values()])
+
+    def test_anomalies_find_the_injected_hour_and_nothing_else(self) -> None:
+        got = self.mart("door_anomalies")
+        hourly = got[(got.resolution == "hour") & (got.grain == "sensor")]
+        self.assertEqual(hourly[["store", "sensor_id", "ts"]].values.tolist(), [[ANOMALY[0], ANOMALY[1], ANOMALY[2]]])
+        row = hourly.iloc[0]
+        self.assertEqual((row.direction, row.level), ("low", "critical"))
+        self.assertLess(row.change, -0.8)
+
+    def test_health_warns_about_the_failing_door_and_the_underused_one(self) -> None:
+        got = self.mart("door_health").set_index(["store", "sensor_id", "local_date"]).sort_index()
+        row = got.loc[("Paris", 1, dt.date(2024, 10, 24))]
+        self.assertAlmostEqual(row.failure_rate_7d, (24 * 4 + 22) / (24 * 7), places=2)  # 20 Oct 02:00 local on
+        self.assertTrue(row.replacement_warning)
+        self.assertGreater(row.failure_trend, 0.5)
+        self.assertFalse(got.loc[("Paris", 0, dt.date(2024, 10, 24)), "replacement_warning"])
+        self.assertTrue(got.loc[("Paris", 2, dt.date(2024, 10, 24)), "underused"])
+        self.assertFalse(got.loc[("Paris", 0, dt.date(2024, 10, 24)), "underused"])
+        self.assertFalse(got.loc[("London", 0, dt.date(2024, 10, 24)), "underused"], "a lone door has no siblings")
+
+    def test_an_incremental_run_equals_a_full_rebuild(self) -> None:
+        root = Path(self.tmp.name, "incremental")
+        lake = write_lake(root, self.readings, START, SPLIT)
+        transform(lake, self.params)
+        write_lake(root, self.readings, SPLIT, END)
+        second = transform(lake, self.params)
+        self.assertEqual(second.dates[0], "2024-11-01", "only the new month is recomputed")
+        again = transform(lake, self.params)
+        self.assertEqual(again.dates, [], "nothing new, nothing done")
+        full = Path(self.tmp.name, "full")
+        shutil.copytree(root / "raw", full / "raw")
+        shutil.copytree(root / "reference", full / "reference")
+        rebuilt = transform(Lake(str(full)), self.params, full=True)
+        self.assertGreater(len(rebuilt.dates), 70)
+        for name in rebuilt.tables:
+            with self.subTest(table=name):
+                a = read_mart(lake, name).to_pandas().sort_values(list(read_mart(lake, name).column_names))
+                b = read_mart(Lake(str(full)), name).to_pandas().sort_values(list(a.columns))
+                pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+
+
+if __name__ == "__main__":
+    unittest.main()

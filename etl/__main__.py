@@ -13,13 +13,11 @@ from pathlib import Path
 
 from etl.client import ApiClient, ApiError, parse_iso
 from etl.datasets import DATASETS, dataset
-from etl.importcsv import CsvImportError, import_csv
 from etl.lake import Lake, LakeBusy
 from etl.progress import Progress
 from etl.pull import pull
 from etl.settings import EtlSettings
 from etl.status import format_status, lake_status
-from etl.transform import TransformParams, transform
 
 
 def build_parser(settings: EtlSettings) -> argparse.ArgumentParser:
@@ -67,17 +65,21 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(status, indent=2) if args.json else format_status(status))
             return 0
         if args.command == "transform":
+            from etl.transform import TransformParams, transform  # duckdb: only this command needs it
+
             print(
                 transform(Lake(args.lake), TransformParams(), full=args.full, lock_timeout=settings.lock_timeout).line()
             )
             return 0
+        from etl.importcsv import import_csv  # pandas: only this command needs it
+
         constants = {k: v for k, v in (("robot_id", args.robot_id), ("store", args.store)) if v}
         summary = import_csv(Lake(args.lake), dataset(args.kind), args.file, args.map, settings, constants)
         print(summary.line())
         return 0
     except (ApiError, LakeBusy) as exc:
         return fail(1, str(exc))
-    except (CsvImportError, ValueError) as exc:
+    except ValueError as exc:  # CsvImportError too
         return fail(2, str(exc))
     except OSError as exc:
         return fail(1, f"lake {getattr(args, 'lake', '')}: {exc}")

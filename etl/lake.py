@@ -195,8 +195,7 @@ class Lake:
             old = self.read_partition(data, part)
             if old is not None:
                 merged = pa.concat_tables([old, new])
-                keys = merged.select(list(data.key)).to_pandas()
-                new = merged.filter(pa.array(~keys.duplicated(keep="last").to_numpy()))
+                new = merged.filter(pa.array(~repeated_keys(merged, data.key, keep="last")))
             self._store_partition(data, part, new)
             written.append(part)
         return written
@@ -258,6 +257,17 @@ class Lake:
                 handle.seek(0)
                 handle.truncate()
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def repeated_keys(table: pa.Table, key: tuple[str, ...], keep: str = "first") -> np.ndarray:
+    """True for every row whose key an earlier (keep="first") or later (keep="last") row has."""
+    rows = np.arange(table.num_rows)
+    indexed = table.select(list(key)).append_column("_row", pa.array(rows))
+    which = "min" if keep == "first" else "max"
+    kept = indexed.group_by(list(key), use_threads=False).aggregate([("_row", which)]).column(f"_row_{which}")
+    repeated = np.ones(table.num_rows, dtype=bool)
+    repeated[kept.to_numpy()] = False
+    return repeated
 
 
 def split_by_day(table: pa.Table, days, column: str = "ts") -> Iterator[tuple[Partition, pa.Table]]:

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from etl.datasets import AXIS_COLUMNS, MAX_AXIS_ABS, MAX_HOURLY_COUNT, Dataset
-from etl.lake import to_us
+from etl.lake import repeated_keys, to_us
 
 US_PER_HOUR = 3_600_000_000
 
@@ -28,8 +28,7 @@ def validate(table: pa.Table, data: Dataset, start: dt.datetime | None, end: dt.
     """
     checks = _common_checks(table, data, start, end)
     checks += _door_checks(table) if data.kind == "doors" else _robot_checks(table)
-    keys = table.select(list(data.key)).to_pandas()
-    checks.append(("duplicate key " + "/".join(data.key), keys.duplicated(keep="first").to_numpy()))
+    checks.append(("duplicate key " + "/".join(data.key), repeated_keys(table, data.key, keep="first")))
     reason = np.full(table.num_rows, None, dtype=object)
     is_bad = np.zeros(table.num_rows, dtype=bool)
     for text, failing in reversed(checks):  # the first check listed wins

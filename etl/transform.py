@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -155,16 +156,21 @@ def month_name(date: dt.date) -> str:
 def write_mart(lake: Lake, con: duckdb.DuckDBPyConnection, name: str, first_day: int, full: bool) -> int:
     """Replace the table's monthly partitions from first_day's month on (all of them on a full run).
 
-    Months, not days: a year of four door tables is 48 files, not 1,460 (each fsynced)."""
+    Months, not days: a year of six door tables is 72 files, not 2,190 (each fsynced)."""
     first = {"first": Partition(first_day).date}
-    table = con.sql(f"SELECT * FROM {name} WHERE part_date >= $first ORDER BY ALL", params=first).to_arrow_table()
-    months = pc.strftime(table.column("part_date").cast(pa.timestamp("s")), format="month=%Y-%m")
-    names = sorted(set(months.to_pylist()))
+    # Sorted by month, then by the leading (key) columns: files compress well and read in order.
+    query = f"SELECT * FROM {name} WHERE part_date >= $first ORDER BY date_trunc('month', part_date), 1, 2, 3"
+    table = con.sql(query, params=first).to_arrow_table()
+    months = pc.strftime(table.column("part_date").cast(pa.timestamp("s")), format="month=%Y-%m").to_numpy(
+        zero_copy_only=False
+    )
+    names, starts = np.unique(months, return_index=True) if len(months) else (np.array([]), np.array([]))
     existing = {p.rsplit("/", 2)[-2] for p in lake.files("marts", name)}
     for stale in {m for m in existing if full or m >= month_name(Partition(first_day).date)} - set(names):
         lake.delete(lake.path("marts", name, stale, "data.parquet"))
-    for month in names:
-        rows = table.filter(pc.equal(months, month)).drop_columns(["part_date"])
+    bounds = [*sorted(starts.tolist()), table.num_rows]
+    for month, lo, hi in zip(sorted(names.tolist()), bounds[:-1], bounds[1:], strict=True):
+        rows = table.slice(lo, hi - lo).drop_columns(["part_date"])
         lake.write_table(lake.path("marts", name, month, "data.parquet"), rows)
     return table.num_rows
 

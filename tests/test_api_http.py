@@ -19,11 +19,7 @@ DAY_SPAN = {"start": "2024-07-01T00:00:00Z", "end": "2024-07-04T00:00:00Z"}
 class HttpTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
-        cls.server = ApiServer().__enter__()
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.server.__exit__(None, None, None)
+        cls.server = cls.enterClassContext(ApiServer())
 
     def table(self, path: str, schema: pa.Schema, fmt: str = "arrow", **params) -> pa.Table:
         r = self.server.get(path, format=fmt, **params)
@@ -175,11 +171,7 @@ class ClockTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls) -> None:
-        cls.server = ApiServer(SIM_NOW="2025-01-01T10:30:00Z", API_MAX_ROWS="5000").__enter__()
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.server.__exit__(None, None, None)
+        cls.server = cls.enterClassContext(ApiServer(SIM_NOW="2025-01-01T10:30:00Z", API_MAX_ROWS="5000"))
 
     def test_the_unfinished_hour_is_not_served_and_the_end_is_clipped(self) -> None:
         r = self.server.get(

@@ -53,11 +53,7 @@ def run_cli(*args: str, timeout: float = 300, env: dict[str, str] | None = None)
 class PullTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
-        cls.server = ApiServer().__enter__()
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.server.__exit__(None, None, None)
+        cls.server = cls.enterClassContext(ApiServer())
 
     def setUp(self) -> None:
         self.tmp = tempfile.TemporaryDirectory()

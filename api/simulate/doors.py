@@ -10,8 +10,10 @@ any hour, a working one reads 0 while the store is closed.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -27,6 +29,7 @@ HOURS_PER_YEAR = 8766.0
 US_PER_HOUR = HOUR_S * 1_000_000
 # Schedules (expansions, sensor replacements) are laid out this far after opening.
 _SCHEDULE_STEPS = 200
+_FEW_HOURS = 48
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,14 @@ class Grid:
 
 def local_calendar(timezone: str, hours: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Local day number, local hour and weekday (Monday=0) of each UTC hour index."""
-    utc = pd.DatetimeIndex((hours * HOUR_S).astype("datetime64[s]")).tz_localize("UTC")
-    local_s = utc.tz_convert(timezone).tz_localize(None).as_unit("s").asi8
+    utc_s = hours * HOUR_S
+    if len(hours) <= _FEW_HOURS:  # one reading (the legacy route): zoneinfo directly, 5x faster than pandas
+        tz = ZoneInfo(timezone)
+        offsets = [dt.datetime.fromtimestamp(int(t), tz).utcoffset().total_seconds() for t in utc_s]
+        local_s = utc_s + np.array(offsets, dtype=np.int64)
+    else:
+        utc = pd.DatetimeIndex(utc_s.astype("datetime64[s]")).tz_localize("UTC")
+        local_s = utc.tz_convert(timezone).tz_localize(None).as_unit("s").asi8
     local_day = local_s // 86400
     local_hour = (local_s % 86400) // HOUR_S
     weekday = (local_day + 3) % 7  # 1970-01-01 was a Thursday

@@ -86,6 +86,15 @@ class DoorSimulatorTest(unittest.TestCase):
         self.assertEqual(local_hour.tolist(), [13, 14])  # CET then CEST
         self.assertEqual(weekday.tolist(), [5, 0])
 
+    def test_local_calendar_agrees_for_one_hour_and_for_many(self) -> None:
+        # A handful of hours goes through zoneinfo, many through pandas: same answers, DST included.
+        hours = np.arange(hour_of("2024-01-01T00:00:00+00:00"), hour_of("2025-01-01T00:00:00+00:00"), dtype=np.int64)
+        for tz in ("Europe/Paris", "Europe/London", "Europe/Madrid"):
+            many = local_calendar(tz, hours)
+            few = [local_calendar(tz, hours[i : i + 24]) for i in range(0, len(hours), 24)]
+            for k in range(3):
+                np.testing.assert_array_equal(many[k], np.concatenate([f[k] for f in few]), err_msg=tz)
+
     def test_rows_start_when_the_store_opened(self) -> None:
         madrid = self.sim.store_sim("Madrid")
         h = madrid.opened_hour

@@ -5,7 +5,8 @@
 Starts the API on 127.0.0.1 with a pinned clock, pulls `--days` days of doors (plus the
 weeks of history the baselines need) into a temporary lake, runs the transform, and
 scores `door_anomalies` against `/v1/events`: an anomalous hour is found when a low
-hourly flag names the same door and hour. Prints recall and precision per detector.
+hourly flag names the same door and hour. Robots likewise: a block is found when an
+incident of its level overlaps it on its axis. Prints recall and precision per detector.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from api.schemas import EVENTS  # noqa: E402
 from etl.client import ApiClient, iso  # noqa: E402
-from etl.datasets import DOORS  # noqa: E402
+from etl.datasets import DOORS, ROBOTS  # noqa: E402
 from etl.lake import Lake  # noqa: E402
 from etl.pull import pull  # noqa: E402
 from etl.settings import EtlSettings  # noqa: E402
@@ -57,6 +58,35 @@ def surge_scores(flags: pd.DataFrame, events: pd.DataFrame) -> dict[str, float]:
     return {"surges": len(surges), "surges flagged": found}
 
 
+def robot_scores(incidents: pd.DataFrame, events: pd.DataFrame, weeks: float) -> dict[str, float]:
+    """Block recall by level (an incident of the block's level overlaps it) and false ERROR incidents."""
+    blocks = events[events.type == "anomaly"]
+
+    def overlapping(rows: pd.DataFrame, robot_id: str, axis: str, start, end) -> pd.DataFrame:
+        same = (rows.robot_id == robot_id) & (rows.axis == axis)
+        return rows[same & (rows.start < end) & (rows["end"] > start)]
+
+    found = {"ALERT": [], "ERROR": []}
+    for b in blocks.itertuples():
+        hits = overlapping(incidents, b.robot_id, b.axis, b.start, b.end)
+        found[b.level].append(bool((hits.level == b.level).any()))
+    errors = incidents[incidents.level == "ERROR"]
+    false_errors = sum(
+        not (overlapping(blocks, i.robot_id, i.axis, i.start, i.end).level == "ERROR").any()
+        for i in errors.itertuples()
+    )
+    robots = incidents.robot_id.nunique() or 4
+    return {
+        "ERROR blocks": len(found["ERROR"]),
+        "ERROR block recall": sum(found["ERROR"]) / max(1, len(found["ERROR"])),
+        "ALERT blocks": len(found["ALERT"]),
+        "ALERT block recall": sum(found["ALERT"]) / max(1, len(found["ALERT"])),
+        "incidents": len(incidents),
+        "false ERROR incidents": false_errors,
+        "false ERROR per robot-week": false_errors / (robots * weeks),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=90)
@@ -68,16 +98,25 @@ def main() -> int:
         settings = EtlSettings(api_url=server.base, lake=tmp)
         client = ApiClient(settings, log=lambda line: None)
         pull(client, Lake(tmp), DOORS, settings, pulled_from, CLOCK)
+        pull(client, Lake(tmp), ROBOTS, settings, scored_from - dt.timedelta(days=1), CLOCK)
         client.close()
         transform(Lake(tmp), params)
         flags = read_mart(Lake(tmp), "door_anomalies").to_pandas()
-        body = server.get("/v1/events", kind="doors", start=iso(scored_from), end=iso(CLOCK), format="arrow").content
-        events = decode(body, "arrow", EVENTS).to_pandas()
+        incidents = read_mart(Lake(tmp), "robot_incidents").to_pandas()
+        events, robot_events = (
+            decode(server.get("/v1/events", kind=kind, start=iso(scored_from), end=iso(CLOCK), format="arrow").content,
+                   "arrow", EVENTS).to_pandas()
+            for kind in ("doors", "robots")
+        )  # fmt: skip
     flags = flags[(flags.ts >= scored_from) & (flags.ts < CLOCK)]
     print(f"Door anomaly detector over {args.days} days to {iso(CLOCK)} (default fleet, 39 doors)")
     print(f"  k = {params.anomaly_k} robust sigmas, min change {params.anomaly_min_change:.0%}, "
           f"{params.anomaly_weeks} weeks of history")  # fmt: skip
     for name, value in {**door_hour_scores(flags, events), **surge_scores(flags, events)}.items():
+        print(f"  {name:26s} {value:.3f}" if isinstance(value, float) else f"  {name:26s} {value}")
+    incidents = incidents[(incidents.start >= scored_from) & (incidents.start < CLOCK)]
+    print(f"Robot incidents over the same {args.days} days (4 robots x 8 axes)")
+    for name, value in robot_scores(incidents, robot_events, args.days / 7).items():
         print(f"  {name:26s} {value:.3f}" if isinstance(value, float) else f"  {name:26s} {value}")
     return 0
 

@@ -9,7 +9,6 @@ history it would see in a full rebuild (`--full`), which gives identical output.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import time
@@ -39,6 +38,8 @@ class TransformParams:
     anomaly_min_change: float = 0.6  # ... and at least this relative change from the median (noise is 15 %)
     health_failure_rate: float = 0.05  # trailing 30-day share of failed hours that calls for replacement
     underused_ratio: float = 0.25  # a door under this share of its siblings' median share is underused
+    incident_gap_seconds: float = 300.0  # flagged readings of an axis closer than this are one incident
+    incident_min_readings: int = 3  # fewer flagged readings than this are noise, not an incident
 
     @property
     def lookback_days(self) -> int:
@@ -83,14 +84,34 @@ def raw_versions(lake: Lake) -> dict[str, dict[str, str]]:
     return versions
 
 
-def changed_days(old: dict, new: dict) -> set[int]:
-    days = set()
+@dataclass(frozen=True)
+class Family:
+    """Tables that read one raw data set: how far back a change reaches, how outputs are cut."""
+
+    source: str  # the raw data set its SQL reads, as raw_<source>
+    prefix: str  # its tables' names start with this
+    partition: str  # "month" (door tables: few files) or "date" (robot tables: small increments)
+
+    def lookback_days(self, params: TransformParams) -> int:
+        # Robot windows reach 6 hours back (and incidents a few minutes); door windows 8 weeks.
+        return 2 if self.source == "robots" else params.lookback_days
+
+    def first_day(self, changed: set[int]) -> int:
+        """The first output date to rewrite: the whole partition of the earliest change. For
+        robots also the day before: its last motions look a few samples ahead, into the change."""
+        return month_start(min(changed)) if self.partition == "month" else min(changed) - 1
+
+
+FAMILIES = (Family("doors", "door_", "month"), Family("robots", "robot_", "date"))
+
+
+def changed_days(old: dict, new: dict) -> dict[str, set[int]]:
+    """kind -> the raw dates added, rewritten or removed since the versions in `old`."""
+    changed = {}
     for kind, dates in new.items():
         seen = old.get(kind, {})
-        for date in set(dates) | set(seen):
-            if dates.get(date) != seen.get(date):
-                days.add(Partition.from_iso(date).day)
-    return days
+        changed[kind] = {Partition.from_iso(d).day for d in set(dates) | set(seen) if dates.get(d) != seen.get(d)}
+    return changed
 
 
 def transform(lake: Lake, params: TransformParams, full: bool = False, lock_timeout: float = 600.0) -> TransformSummary:
@@ -100,28 +121,31 @@ def transform(lake: Lake, params: TransformParams, full: bool = False, lock_time
     with lake.lock(lock_timeout):
         state = lake.read_state(STATE_KIND)
         versions = raw_versions(lake)
-        days = changed_days({} if full or state.get("params") != asdict(params) else state.get("raw", {}), versions)
-        if days:
-            first = month_start(min(days))  # a month is written whole
-            summary.dates = [Partition(d).date.isoformat() for d in sorted(days)]
-            con = connect(lake, first - params.lookback_days, params)
+        rebuild = full or state.get("params") != asdict(params)
+        changed = changed_days({} if rebuild else state.get("raw", {}), versions)
+        summary.dates = [Partition(d).date.isoformat() for d in sorted(set().union(*changed.values()))]
+        for family in FAMILIES:
+            if not changed.get(family.source):
+                continue
+            first = family.first_day(changed[family.source])
+            con = connect(lake, family.source, first - family.lookback_days(params))
             for name, sql in queries.items():
-                con.execute(f"CREATE TEMP TABLE {name} AS {sql}", _bound(sql, params, first))
-                summary.tables[name] = write_mart(lake, con, name, first, full)
+                if name.startswith(family.prefix):
+                    con.execute(f"CREATE TEMP TABLE {name} AS {sql}", _bound(sql, params, first))
+                    summary.tables[name] = write_mart(lake, con, name, first, rebuild, family.partition)
             con.close()
         lake.write_state(STATE_KIND, {"raw": versions, "params": asdict(params), "last_run": summary.line()})
     summary.seconds = round(time.perf_counter() - began, 3)
     return summary
 
 
-def connect(lake: Lake, from_day: int, params: TransformParams) -> duckdb.DuckDBPyConnection:
-    """DuckDB with the views the SQL reads: raw_doors, raw_robots (from `from_day` on) and stores."""
+def connect(lake: Lake, source: str, from_day: int) -> duckdb.DuckDBPyConnection:
+    """DuckDB with the views a family's SQL reads: raw_<source> from `from_day` on, and stores."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    for kind, data in DATASETS.items():
-        paths = [p for p in lake.files("raw", kind) if Partition.from_path(p).day >= from_day]
-        source = ds.dataset(paths, schema=data.schema, filesystem=lake.fs, format="parquet")
-        con.register(f"raw_{kind}", source)
+    data = DATASETS[source]
+    paths = [p for p in lake.files("raw", source) if Partition.from_path(p).day >= from_day]
+    con.register(f"raw_{source}", ds.dataset(paths, schema=data.schema, filesystem=lake.fs, format="parquet"))
     con.register("stores", stores_table(lake))
     return con
 
@@ -149,29 +173,28 @@ def month_start(day: int) -> int:
     return Partition.from_iso(date.replace(day=1).isoformat()).day
 
 
-def month_name(date: dt.date) -> str:
-    return f"month={date:%Y-%m}"
+def write_mart(
+    lake: Lake, con: duckdb.DuckDBPyConnection, name: str, first_day: int, full: bool, partition: str
+) -> int:
+    """Replace the table's partitions (`month=YYYY-MM` or `date=YYYY-MM-DD`) from first_day's on.
 
-
-def write_mart(lake: Lake, con: duckdb.DuckDBPyConnection, name: str, first_day: int, full: bool) -> int:
-    """Replace the table's monthly partitions from first_day's month on (all of them on a full run).
-
-    Months, not days: a year of six door tables is 72 files, not 2,190 (each fsynced)."""
+    Door tables by month: a year of six of them is 72 files, not 2,190 (each fsynced)."""
     first = {"first": Partition(first_day).date}
-    # Sorted by month, then by the leading (key) columns: files compress well and read in order.
-    query = f"SELECT * FROM {name} WHERE part_date >= $first ORDER BY date_trunc('month', part_date), 1, 2, 3"
+    # Sorted by partition, then by the leading (key) columns: files compress well and read in order.
+    query = f"SELECT * FROM {name} WHERE part_date >= $first ORDER BY part_date, 1, 2, 3"
     table = con.sql(query, params=first).to_arrow_table()
-    months = pc.strftime(table.column("part_date").cast(pa.timestamp("s")), format="month=%Y-%m").to_numpy(
-        zero_copy_only=False
-    )
-    names, starts = np.unique(months, return_index=True) if len(months) else (np.array([]), np.array([]))
+    label = "month=%Y-%m" if partition == "month" else "date=%Y-%m-%d"
+    labels = pc.strftime(table.column("part_date").cast(pa.timestamp("s")), format=label)
+    labels = labels.to_numpy(zero_copy_only=False)
+    names, starts = np.unique(labels, return_index=True) if len(labels) else (np.array([]), np.array([]))
     existing = {p.rsplit("/", 2)[-2] for p in lake.files("marts", name)}
-    for stale in {m for m in existing if full or m >= month_name(Partition(first_day).date)} - set(names):
+    first_label = Partition(first_day).date.strftime(label)
+    for stale in {m for m in existing if full or m >= first_label} - set(names):
         lake.delete(lake.path("marts", name, stale, "data.parquet"))
     bounds = [*sorted(starts.tolist()), table.num_rows]
-    for month, lo, hi in zip(sorted(names.tolist()), bounds[:-1], bounds[1:], strict=True):
+    for part, lo, hi in zip(sorted(names.tolist()), bounds[:-1], bounds[1:], strict=True):
         rows = table.slice(lo, hi - lo).drop_columns(["part_date"])
-        lake.write_table(lake.path("marts", name, month, "data.parquet"), rows)
+        lake.write_table(lake.path("marts", name, part, "data.parquet"), rows)
     return table.num_rows
 
 

@@ -1,0 +1,62 @@
+-- robot_alerts: every moving reading whose neighbourhood leaves the trend: the mean residual
+-- of the axis's moving samples within 2 samples of it (up to 5) against the trend of
+-- robot_fits, in sigmas of a single reading: ALERT beyond 2, ERROR beyond 4. Judging a few
+-- samples, not a lone one, is what makes a 2-sigma rule meaningful: a single-sample rule
+-- flags 4.6 % of healthy samples; short enough that a block covering part of a motion counts.
+-- Readings within the ALERT band are not listed.
+WITH fits AS (
+    PIVOT (SELECT robot_id, axis, bucket, slope, intercept, sigma FROM robot_fits WHERE fit_buckets >= 12)
+    ON axis USING first(slope) AS s, first(intercept) AS i, first(sigma) AS g
+    GROUP BY robot_id, bucket
+),
+
+residuals AS (
+    SELECT
+        r.robot_id,
+        r.ts,
+        r.axis1, r.axis2, r.axis3, r.axis4, r.axis5, r.axis6, r.axis7, r.axis8,
+        CASE WHEN r.axis1 <> 0 THEN (r.axis1 - (f.axis1_i + f.axis1_s * epoch(r.ts))) / f.axis1_g END AS z_axis1,
+        CASE WHEN r.axis2 <> 0 THEN (r.axis2 - (f.axis2_i + f.axis2_s * epoch(r.ts))) / f.axis2_g END AS z_axis2,
+        CASE WHEN r.axis3 <> 0 THEN (r.axis3 - (f.axis3_i + f.axis3_s * epoch(r.ts))) / f.axis3_g END AS z_axis3,
+        CASE WHEN r.axis4 <> 0 THEN (r.axis4 - (f.axis4_i + f.axis4_s * epoch(r.ts))) / f.axis4_g END AS z_axis4,
+        CASE WHEN r.axis5 <> 0 THEN (r.axis5 - (f.axis5_i + f.axis5_s * epoch(r.ts))) / f.axis5_g END AS z_axis5,
+        CASE WHEN r.axis6 <> 0 THEN (r.axis6 - (f.axis6_i + f.axis6_s * epoch(r.ts))) / f.axis6_g END AS z_axis6,
+        CASE WHEN r.axis7 <> 0 THEN (r.axis7 - (f.axis7_i + f.axis7_s * epoch(r.ts))) / f.axis7_g END AS z_axis7,
+        CASE WHEN r.axis8 <> 0 THEN (r.axis8 - (f.axis8_i + f.axis8_s * epoch(r.ts))) / f.axis8_g END AS z_axis8
+    FROM raw_robots AS r
+    JOIN fits AS f ON f.robot_id = r.robot_id AND f.bucket = time_bucket(INTERVAL 10 MINUTES, r.ts)
+),
+
+motions AS (
+    SELECT
+        robot_id,
+        ts,
+        COLUMNS('^axis\d$'),
+        -- rests have no residual, so they are neither in the mean nor in the count
+        CASE WHEN count(COLUMNS('^z_axis\d$')) OVER motion >= 3 THEN avg(COLUMNS('^z_axis\d$')) OVER motion END AS 'm_\0'
+    FROM residuals
+    WINDOW motion AS (PARTITION BY robot_id ORDER BY ts ROWS BETWEEN 2 PRECEDING AND 2 FOLLOWING)
+),
+
+long AS (
+    UNPIVOT motions ON
+        (axis1, m_z_axis1) AS axis1, (axis2, m_z_axis2) AS axis2, (axis3, m_z_axis3) AS axis3,
+        (axis4, m_z_axis4) AS axis4, (axis5, m_z_axis5) AS axis5, (axis6, m_z_axis6) AS axis6,
+        (axis7, m_z_axis7) AS axis7, (axis8, m_z_axis8) AS axis8
+    INTO NAME axis VALUE value, motion_sigmas
+),
+
+final AS (
+    SELECT
+        robot_id,
+        axis,
+        ts,
+        value,
+        motion_sigmas,
+        CASE WHEN abs(motion_sigmas) > 4 THEN 'ERROR' ELSE 'ALERT' END AS level,
+        CAST(ts AS DATE) AS part_date
+    FROM long
+    WHERE value <> 0 AND abs(motion_sigmas) > 2
+)
+
+SELECT * FROM final

@@ -40,6 +40,8 @@ class TransformParams:
     underused_ratio: float = 0.25  # a door under this share of its siblings' median share is underused
     incident_gap_seconds: float = 300.0  # flagged readings of an axis closer than this are one incident
     incident_min_readings: int = 3  # fewer flagged readings than this are noise, not an incident
+    maintenance_days: int = 7  # the wear trend is fitted over this many days of bucket means
+    maintenance_min_slope: float = 0.02  # sigmas per day: slower than this is no wear trend
 
     @property
     def lookback_days(self) -> int:
@@ -93,8 +95,8 @@ class Family:
     partition: str  # "month" (door tables: few files) or "date" (robot tables: small increments)
 
     def lookback_days(self, params: TransformParams) -> int:
-        # Robot windows reach 6 hours back (and incidents a few minutes); door windows 8 weeks.
-        return 2 if self.source == "robots" else params.lookback_days
+        # Robot trends reach maintenance_days back (fits 6 hours, incidents minutes); doors 8 weeks.
+        return params.maintenance_days + 2 if self.source == "robots" else params.lookback_days
 
     def first_day(self, changed: set[int]) -> int:
         """The first output date to rewrite: the whole partition of the earliest change. For
@@ -146,13 +148,14 @@ def connect(lake: Lake, source: str, from_day: int) -> duckdb.DuckDBPyConnection
     data = DATASETS[source]
     paths = [p for p in lake.files("raw", source) if Partition.from_path(p).day >= from_day]
     con.register(f"raw_{source}", ds.dataset(paths, schema=data.schema, filesystem=lake.fs, format="parquet"))
-    con.register("stores", stores_table(lake))
+    fleet = json.loads(lake.read_bytes(lake.path("reference", "fleet.json")) or b"{}")
+    con.register("stores", stores_table(fleet))
+    con.register("robot_axes", robot_axes_table(fleet))
     return con
 
 
-def stores_table(lake: Lake) -> pa.Table:
-    raw = lake.read_bytes(lake.path("reference", "fleet.json"))
-    stores = json.loads(raw)["stores"] if raw else []
+def stores_table(fleet: dict) -> pa.Table:
+    stores = fleet.get("stores", [])
     return pa.table(
         {
             "name": pa.array([s["name"] for s in stores], pa.string()),
@@ -160,6 +163,14 @@ def stores_table(lake: Lake) -> pa.Table:
             "doors": pa.array([s["doors"] for s in stores], pa.int32()),
         }
     )
+
+
+def robot_axes_table(fleet: dict) -> pa.Table:
+    """Each robot axis's reference mean and std over whole days (the maker's figures)."""
+    rows = [(r["id"], a["name"], a["mean"], a["std"]) for r in fleet.get("robots", []) for a in r["axes"]]
+    names = ("robot_id", "axis", "reference_mean", "reference_std")
+    types = (pa.string(), pa.string(), pa.float64(), pa.float64())
+    return pa.table({n: pa.array([r[i] for r in rows], t) for i, (n, t) in enumerate(zip(names, types, strict=True))})
 
 
 def _bound(sql: str, params: TransformParams, first_day: int) -> dict:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import tempfile
 import unittest
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from api.fleet import load_fleet
@@ -30,12 +32,21 @@ def load_days(lake: Lake, sim: RobotSimulator, first: int, last: int) -> None:
         lake.replace_interval(ROBOTS, table, t0, t0 + dt.timedelta(days=1))
 
 
+def write_fleet(lake: Lake) -> None:
+    """The robots' reference axes, as a pull keeps them from /v1/fleet."""
+    fleet = load_fleet()
+    axes = [{"name": a.name, "mean": a.mean, "std": a.std} for a in fleet.robots.axes]
+    robots = [{"id": r.id, "axes": axes} for r in fleet.units]
+    lake.write_bytes(lake.path("reference", "fleet.json"), json.dumps({"stores": [], "robots": robots}).encode())
+
+
 class RobotMartsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
         cls.tmp = tempfile.TemporaryDirectory()
         cls.sim = RobotSimulator(load_fleet())
         cls.lake = Lake(str(Path(cls.tmp.name, "lake")))
+        write_fleet(cls.lake)
         load_days(cls.lake, cls.sim, 0, DAYS)
         transform(cls.lake, TransformParams())
         n0 = int(START.timestamp()) // 10
@@ -87,9 +98,51 @@ class RobotMartsTest(unittest.TestCase):
             rows = fits[(fits.robot_id == "robot-2") & (fits.axis == axis.name) & (fits.fit_buckets >= 12)]
             self.assertAlmostEqual(rows.sigma.median() / axis.sigma, 1.0, delta=0.1, msg=axis.name)
 
+    def test_fits_against_a_least_squares_line_computed_here(self) -> None:
+        fits = read_mart(self.lake, "robot_fits").to_pandas()
+        n0 = int(START.timestamp()) // 10
+        raw = self.sim.readings(n0, n0 + DAYS * 8640, self.sim.select("robot-3")).to_pandas()
+        raw["bucket"] = raw.ts.dt.floor("10min")
+        raw["t"] = raw.ts.astype("int64") / 1e6
+        for axis in ("axis2", "axis7"):
+            moving = raw[raw[axis] != 0]
+            buckets = moving.groupby("bucket").agg(
+                n=(axis, "size"), mean=(axis, "mean"), t=("t", "mean"), var=(axis, lambda v: v.var(ddof=0))
+            )  # fmt: skip
+            mart = fits[(fits.robot_id == "robot-3") & (fits.axis == axis)].set_index("bucket")
+            for bucket in buckets.index[[100, 400, 700]]:
+                window = buckets[(buckets.index >= bucket - pd.Timedelta(hours=6)) & (buckets.index < bucket)]
+                slope, intercept = np.polyfit(window.t, window["mean"], 1)
+                sigma = np.sqrt((window.n * window["var"]).sum() / (window.n.sum() - len(window)))
+                row = mart.loc[bucket]
+                self.assertAlmostEqual(row.slope, slope, delta=1e-9 + abs(slope) * 1e-6)
+                self.assertAlmostEqual(row.expected, intercept + slope * buckets.loc[bucket, "t"], places=6)
+                self.assertAlmostEqual(row.sigma, sigma, places=9)
+                self.assertEqual(row.moving_samples, buckets.loc[bucket, "n"])
+
+    def test_maintenance_forecasts_when_wear_reaches_the_error_band(self) -> None:
+        maintenance = read_mart(self.lake, "robot_maintenance").to_pandas()
+        checked = 0
+        for drift in self.drifts[self.drifts.magnitude > 4].itertuples():
+            crossing = drift.start + (drift.end - drift.start) * (4 / drift.magnitude)  # wear grows linearly
+            rows = maintenance[(maintenance.robot_id == drift.robot_id) & (maintenance.axis == drift.axis)]
+            for row in rows[rows.days_fitted >= 3].itertuples():
+                day_end = pd.Timestamp(row.date, tz="UTC") + pd.Timedelta(days=1)
+                if not drift.start + pd.Timedelta(days=7) < day_end <= drift.end:
+                    continue
+                self.assertIsNotNone(row.days_to_error, f"{drift.id} on {row.date}: {row.status}")
+                predicted = day_end + pd.Timedelta(days=row.days_to_error)
+                expected = max(crossing, day_end)
+                self.assertLess(abs((predicted - expected).total_seconds()) / 86400, 2.0, f"{drift.id} {row.date}")
+                checked += 1
+        self.assertGreater(checked, 0, "no wearing axis in the test days")
+        healthy = maintenance[(maintenance.days_fitted >= 3) & (maintenance.status == "no wear trend")]
+        self.assertGreater(len(healthy), 100)
+
     def test_an_incremental_run_equals_a_full_rebuild(self) -> None:
         root = Path(self.tmp.name, "incremental")
         lake = Lake(str(root))
+        write_fleet(lake)
         load_days(lake, self.sim, 0, 4)
         transform(lake, TransformParams())
         load_days(lake, self.sim, 4, DAYS)
@@ -97,8 +150,9 @@ class RobotMartsTest(unittest.TestCase):
         self.assertEqual(second.dates, ["2024-03-05", "2024-03-06"])
         full = Path(self.tmp.name, "full")
         shutil.copytree(root / "raw", full / "raw")
+        shutil.copytree(root / "reference", full / "reference")
         transform(Lake(str(full)), TransformParams(), full=True)
-        for name in ("robot_fits", "robot_alerts", "robot_incidents"):
+        for name in ("robot_fits", "robot_alerts", "robot_incidents", "robot_maintenance"):
             with self.subTest(table=name):
                 a = read_mart(lake, name).to_pandas()
                 b = read_mart(Lake(str(full)), name).to_pandas()

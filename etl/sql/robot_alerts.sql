@@ -6,7 +6,8 @@
 -- Readings within the ALERT band are not listed.
 WITH fits AS (
     PIVOT (SELECT robot_id, axis, bucket, slope, intercept, sigma FROM robot_fits WHERE fit_buckets >= 12)
-    ON axis USING first(slope) AS s, first(intercept) AS i, first(sigma) AS g
+    ON axis IN ('axis1', 'axis2', 'axis3', 'axis4', 'axis5', 'axis6', 'axis7', 'axis8')
+    USING first(slope) AS s, first(intercept) AS i, first(sigma) AS g
     GROUP BY robot_id, bucket
 ),
 
@@ -25,6 +26,8 @@ residuals AS (
         CASE WHEN r.axis8 <> 0 THEN (r.axis8 - (f.axis8_i + f.axis8_s * epoch(r.ts))) / f.axis8_g END AS z_axis8
     FROM raw_robots AS r
     JOIN fits AS f ON f.robot_id = r.robot_id AND f.bucket = time_bucket(INTERVAL 10 MINUTES, r.ts)
+    -- only the dates being written (and the day before, which motions at midnight look into)
+    WHERE r.ts >= CAST($first_date AS TIMESTAMP) - INTERVAL 1 DAY
 ),
 
 motions AS (

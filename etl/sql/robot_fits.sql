@@ -12,6 +12,7 @@ wide AS (
     SELECT
         robot_id,
         bucket,
+        count(*) AS samples,
         count(nullif(COLUMNS('^axis\d$'), 0)) AS 'n_\0',
         avg(nullif(COLUMNS('^axis\d$'), 0)) AS 'y_\0',
         avg(t + 0 * nullif(COLUMNS('^axis\d$'), 0)) AS 't_\0',
@@ -49,6 +50,7 @@ final AS (
         robot_id,
         axis,
         bucket,
+        CAST(samples AS INTEGER) AS samples,
         CAST(n AS INTEGER) AS moving_samples,
         mean,
         intercept + slope * t_mean AS expected,

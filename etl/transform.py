@@ -98,6 +98,14 @@ class Family:
         # Robot trends reach maintenance_days back (fits 6 hours, incidents minutes); doors 8 weeks.
         return params.maintenance_days + 2 if self.source == "robots" else params.lookback_days
 
+    def chunks(self, first: int, end: int) -> list[tuple[int, int]]:
+        """[first, end) in runs of output days computed together, as (first, until) inclusive.
+
+        Door tables are small and go in one run; robot tables (35k samples a day) go two weeks at a
+        time, so that memory stays flat however much is rebuilt."""
+        step = end - first if self.source == "doors" else 14
+        return [(d, min(d + step, end) - 1) for d in range(first, end, max(1, step))]
+
     def first_day(self, changed: set[int]) -> int:
         """The first output date to rewrite: the whole partition of the earliest change. For
         robots also the day before: its last motions look a few samples ahead, into the change."""
@@ -129,24 +137,35 @@ def transform(lake: Lake, params: TransformParams, full: bool = False, lock_time
         for family in FAMILIES:
             if not changed.get(family.source):
                 continue
-            first = family.first_day(changed[family.source])
-            con = connect(lake, family.source, first - family.lookback_days(params))
-            for name, sql in queries.items():
-                if name.startswith(family.prefix):
-                    con.execute(f"CREATE TEMP TABLE {name} AS {sql}", _bound(sql, params, first))
-                    summary.tables[name] = write_mart(lake, con, name, first, rebuild, family.partition)
-            con.close()
+            last = max(Partition.from_iso(d).day for d in versions[family.source]) if versions[family.source] else 0
+            names = [n for n in queries if n.startswith(family.prefix)]
+            written: dict[str, set[str]] = {n: set() for n in names}
+            # +2: a store's local date can run a day past the last UTC date
+            for first, until in family.chunks(family.first_day(changed[family.source]), last + 2):
+                con = connect(lake, family.source, first - family.lookback_days(params), until + 1)
+                for name in names:
+                    con.execute(f"CREATE TEMP TABLE {name} AS {queries[name]}", _bound(queries[name], params, first))
+                    rows, parts = write_mart(lake, con, name, first, until, family.partition)
+                    summary.tables[name] = summary.tables.get(name, 0) + rows
+                    written[name] |= parts
+                con.close()
+            if rebuild:  # partitions whose rows are all gone
+                for name in names:
+                    for path in lake.files("marts", name):
+                        if path.rsplit("/", 2)[-2] not in written[name]:
+                            lake.delete(path)
         lake.write_state(STATE_KIND, {"raw": versions, "params": asdict(params), "last_run": summary.line()})
     summary.seconds = round(time.perf_counter() - began, 3)
     return summary
 
 
-def connect(lake: Lake, source: str, from_day: int) -> duckdb.DuckDBPyConnection:
-    """DuckDB with the views a family's SQL reads: raw_<source> from `from_day` on, and stores."""
+def connect(lake: Lake, source: str, from_day: int, until_day: int) -> duckdb.DuckDBPyConnection:
+    """DuckDB with the views a family's SQL reads: raw_<source> for days [from_day, until_day],
+    the stores and the robots' reference axes."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     data = DATASETS[source]
-    paths = [p for p in lake.files("raw", source) if Partition.from_path(p).day >= from_day]
+    paths = [p for p in lake.files("raw", source) if from_day <= Partition.from_path(p).day <= until_day]
     con.register(f"raw_{source}", ds.dataset(paths, schema=data.schema, filesystem=lake.fs, format="parquet"))
     fleet = json.loads(lake.read_bytes(lake.path("reference", "fleet.json")) or b"{}")
     con.register("stores", stores_table(fleet))
@@ -185,28 +204,29 @@ def month_start(day: int) -> int:
 
 
 def write_mart(
-    lake: Lake, con: duckdb.DuckDBPyConnection, name: str, first_day: int, full: bool, partition: str
-) -> int:
-    """Replace the table's partitions (`month=YYYY-MM` or `date=YYYY-MM-DD`) from first_day's on.
+    lake: Lake, con: duckdb.DuckDBPyConnection, name: str, first_day: int, until_day: int, partition: str
+) -> tuple[int, set[str]]:
+    """Replace the table's partitions (`month=YYYY-MM` or `date=YYYY-MM-DD`) for rows dated
+    [first_day, until_day]; returns the rows and the partitions written.
 
     Door tables by month: a year of six of them is 72 files, not 2,190 (each fsynced)."""
-    first = {"first": Partition(first_day).date}
+    span = {"first": Partition(first_day).date, "until": Partition(until_day).date}
     # Sorted by partition, then by the leading (key) columns: files compress well and read in order.
-    query = f"SELECT * FROM {name} WHERE part_date >= $first ORDER BY part_date, 1, 2, 3"
-    table = con.sql(query, params=first).to_arrow_table()
+    query = f"SELECT * FROM {name} WHERE part_date BETWEEN $first AND $until ORDER BY part_date, 1, 2, 3"
+    table = con.sql(query, params=span).to_arrow_table()
     label = "month=%Y-%m" if partition == "month" else "date=%Y-%m-%d"
     labels = pc.strftime(table.column("part_date").cast(pa.timestamp("s")), format=label)
     labels = labels.to_numpy(zero_copy_only=False)
     names, starts = np.unique(labels, return_index=True) if len(labels) else (np.array([]), np.array([]))
     existing = {p.rsplit("/", 2)[-2] for p in lake.files("marts", name)}
-    first_label = Partition(first_day).date.strftime(label)
-    for stale in {m for m in existing if full or m >= first_label} - set(names):
+    first_label, until_label = (Partition(d).date.strftime(label) for d in (first_day, until_day))
+    for stale in {m for m in existing if first_label <= m <= until_label} - set(names):
         lake.delete(lake.path("marts", name, stale, "data.parquet"))
     bounds = [*sorted(starts.tolist()), table.num_rows]
     for part, lo, hi in zip(sorted(names.tolist()), bounds[:-1], bounds[1:], strict=True):
         rows = table.slice(lo, hi - lo).drop_columns(["part_date"])
         lake.write_table(lake.path("marts", name, part, "data.parquet"), rows)
-    return table.num_rows
+    return table.num_rows, set(names.tolist())
 
 
 def read_mart(lake: Lake, name: str) -> pa.Table | None:

@@ -4,7 +4,7 @@
 -- through the bucket means of the previous 6 hours. `sigma` is the readings' scatter around
 -- that trend (pooled within-bucket standard deviation): the unit of ALERT and ERROR.
 WITH samples AS (
-    SELECT robot_id, time_bucket(INTERVAL 10 MINUTES, ts) AS bucket, epoch(ts) AS t, COLUMNS('^axis\d$')
+    SELECT robot_id, time_bucket(INTERVAL 10 MINUTES, ts) AS bucket, COLUMNS('^axis\d$')
     FROM raw_robots
 ),
 
@@ -15,7 +15,6 @@ wide AS (
         count(*) AS samples,
         count(nullif(COLUMNS('^axis\d$'), 0)) AS 'n_\0',
         avg(nullif(COLUMNS('^axis\d$'), 0)) AS 'y_\0',
-        avg(t + 0 * nullif(COLUMNS('^axis\d$'), 0)) AS 't_\0',
         var_pop(nullif(COLUMNS('^axis\d$'), 0)) AS 'v_\0'
     FROM samples
     GROUP BY robot_id, bucket
@@ -23,11 +22,16 @@ wide AS (
 
 buckets AS (
     UNPIVOT wide ON
-        (n_axis1, y_axis1, t_axis1, v_axis1) AS axis1, (n_axis2, y_axis2, t_axis2, v_axis2) AS axis2,
-        (n_axis3, y_axis3, t_axis3, v_axis3) AS axis3, (n_axis4, y_axis4, t_axis4, v_axis4) AS axis4,
-        (n_axis5, y_axis5, t_axis5, v_axis5) AS axis5, (n_axis6, y_axis6, t_axis6, v_axis6) AS axis6,
-        (n_axis7, y_axis7, t_axis7, v_axis7) AS axis7, (n_axis8, y_axis8, t_axis8, v_axis8) AS axis8
-    INTO NAME axis VALUE n, mean, t_mean, var
+        (n_axis1, y_axis1, v_axis1) AS axis1, (n_axis2, y_axis2, v_axis2) AS axis2,
+        (n_axis3, y_axis3, v_axis3) AS axis3, (n_axis4, y_axis4, v_axis4) AS axis4,
+        (n_axis5, y_axis5, v_axis5) AS axis5, (n_axis6, y_axis6, v_axis6) AS axis6,
+        (n_axis7, y_axis7, v_axis7) AS axis7, (n_axis8, y_axis8, v_axis8) AS axis8
+    INTO NAME axis VALUE n, mean, var
+),
+
+timed AS (
+    -- A bucket's mean stands at its midpoint: the moving samples spread evenly through it.
+    SELECT *, epoch(bucket) + 300 AS t_mean FROM buckets
 ),
 
 fits AS (
@@ -37,7 +41,7 @@ fits AS (
         regr_intercept(mean, t_mean) OVER previous_6h AS intercept,
         sum(n * var) OVER previous_6h / nullif(sum(n) OVER previous_6h - count(*) OVER previous_6h, 0) AS noise_var,
         count(*) OVER previous_6h AS fit_buckets
-    FROM buckets
+    FROM timed
     WHERE n > 0
     WINDOW previous_6h AS (
         PARTITION BY robot_id, axis ORDER BY bucket

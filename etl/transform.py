@@ -95,8 +95,13 @@ class Family:
     partition: str  # "month" (door tables: few files) or "date" (robot tables: small increments)
 
     def lookback_days(self, params: TransformParams) -> int:
-        # Robot trends reach maintenance_days back (fits 6 hours, incidents minutes); doors 8 weeks.
-        return params.maintenance_days + 2 if self.source == "robots" else params.lookback_days
+        # Robot fits reach 6 hours back, incidents minutes (the maintenance trend's days come from
+        # the robot_fits already written: see history_days); door windows 8 weeks.
+        return 2 if self.source == "robots" else params.lookback_days
+
+    def history_days(self, name: str, params: TransformParams) -> int:
+        """Days of a table's earlier partitions that later queries of the run read back."""
+        return params.maintenance_days if name == "robot_fits" else 0
 
     def chunks(self, first: int, end: int) -> list[tuple[int, int]]:
         """[first, end) in runs of output days computed together, as (first, until) inclusive.
@@ -146,6 +151,7 @@ def transform(lake: Lake, params: TransformParams, full: bool = False, lock_time
                 for name in names:
                     con.execute(f"CREATE TEMP TABLE {name} AS {queries[name]}", _bound(queries[name], params, first))
                     rows, parts = write_mart(lake, con, name, first, until, family.partition)
+                    add_history(lake, con, name, first, family.history_days(name, params))
                     summary.tables[name] = summary.tables.get(name, 0) + rows
                     written[name] |= parts
                 con.close()
@@ -227,6 +233,28 @@ def write_mart(
         rows = table.slice(lo, hi - lo).drop_columns(["part_date"])
         lake.write_table(lake.path("marts", name, part, "data.parquet"), rows)
     return table.num_rows, set(names.tolist())
+
+
+def add_history(lake: Lake, con: duckdb.DuckDBPyConnection, name: str, first_day: int, days: int) -> None:
+    """Swap the run's own rows dated [first_day - days, first_day) for the written ones.
+
+    The run computed those dates only from a short look-back (their first hours without
+    history); the partitions written earlier are complete, which is what a full run sees."""
+    if days <= 0:
+        return
+    earlier = []
+    for path in lake.files("marts", name):
+        day = Partition.from_path(path).day
+        if first_day - days <= day < first_day:
+            table = lake.read_table(path)
+            earlier.append(table.append_column("part_date", pa.array([Partition(day).date] * table.num_rows)))
+    if not earlier:
+        return
+    history = pa.concat_tables(earlier)
+    con.register("history_rows", history)
+    con.execute(f"DELETE FROM {name} WHERE part_date IN (SELECT DISTINCT part_date FROM history_rows)")
+    con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM history_rows")
+    con.unregister("history_rows")
 
 
 def read_mart(lake: Lake, name: str) -> pa.Table | None:

@@ -70,17 +70,18 @@ class ApiServer:
 class FaultyProxy:
     """A fault-injecting HTTP proxy in front of a real API, on 127.0.0.1.
 
-    With probability `fail_rate` a request is answered with a 500, stalls longer than
-    the client waits, or has its body cut short (half the bytes, then the connection
-    closes). The faults are drawn from a seeded generator, so a run is repeatable.
+    A `fail_rate` share of requests is answered with a 500, stalls longer than the
+    client waits, or has its body cut short (half the bytes, then the connection
+    closes). Faults are spread evenly over the requests and their kinds take turns, so
+    every run meets each kind, whatever order concurrent requests arrive in.
     """
 
-    def __init__(self, upstream: str, fail_rate: float = 0.3, stall_seconds: float = 3.0, seed: int = 1) -> None:
-        import random
+    def __init__(self, upstream: str, fail_rate: float = 0.3, stall_seconds: float = 3.0) -> None:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-        rng, lock = random.Random(seed), threading.Lock()
+        lock, kinds = threading.Lock(), ("500", "stall", "cut")
+        served = [0]
         self.counts = {"ok": 0, "500": 0, "stall": 0, "cut": 0}
         counts, session = self.counts, requests.Session()
         session.trust_env = False
@@ -90,8 +91,11 @@ class FaultyProxy:
 
             def do_GET(self) -> None:
                 with lock:
-                    draw = rng.random()
-                    fault = "ok" if draw >= fail_rate else rng.choice(["500", "stall", "cut"])
+                    served[0] += 1
+                    n = served[0]
+                    faults_so_far = int(n * fail_rate)
+                    faulty = faults_so_far > int((n - 1) * fail_rate)
+                    fault = kinds[(faults_so_far - 1) % 3] if faulty else "ok"
                     counts[fault] += 1
                 if fault == "500":
                     self._send(500, b'{"detail":"injected"}', {})

@@ -114,16 +114,16 @@ class PullTest(unittest.TestCase):
 
     def test_a_faulty_api_still_gives_every_reading_exactly_once(self) -> None:
         start, end = "2024-06-01T00:00:00", "2024-06-11T00:00:00"
-        with FaultyProxy(self.server.base, fail_rate=0.3, stall_seconds=2.0, seed=5) as proxy:
+        with FaultyProxy(self.server.base, fail_rate=0.3, stall_seconds=2.0) as proxy:
             for data in (DOORS, ROBOTS):
                 self.pull(data, start, end, api_url=proxy.base, page_rows=40_000, read_timeout=1.0, retries=12)
-        self.assertGreater(proxy.counts["500"] + proxy.counts["stall"] + proxy.counts["cut"], 5, proxy.counts)
+        self.assertGreaterEqual(proxy.counts["500"] + proxy.counts["stall"] + proxy.counts["cut"], 6, proxy.counts)
         self.assertTrue(all(proxy.counts[k] > 0 for k in ("500", "stall", "cut")), proxy.counts)
         for data in (DOORS, ROBOTS):
             self.assertTrue(lake_table(self.root, data).equals(api_table(self.server, data, start + "Z", end + "Z")))
 
     def test_retries_run_out_cleanly(self) -> None:
-        proxy = FaultyProxy(self.server.base, fail_rate=1.0, stall_seconds=0.1, seed=2)
+        proxy = FaultyProxy(self.server.base, fail_rate=1.0, stall_seconds=0.1)
         with proxy, self.assertRaisesRegex(ApiError, "failed after 3 attempts"):
             self.pull(DOORS, "2024-06-01T00:00:00", "2024-06-02T00:00:00", api_url=proxy.base, retries=2,
                       read_timeout=0.05)  # fmt: skip

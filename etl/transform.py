@@ -1,10 +1,11 @@
 """Run etl/sql/*.sql over the lake in DuckDB and write each result to LAKE/marts/<table>/.
 
 Each .sql file is one SELECT named after the table it produces; a file that names
-another table's file runs after it. Outputs are partitioned by month (of each row's `part_date`); a run
-recomputes only the months whose raw partitions changed since the last run, reading
-the raw data from `lookback_days` before them, so every output row sees exactly the
-history it would see in a full rebuild (`--full`), which gives identical output.
+another table's file runs after it. Tables come in families by the raw data they read
+(`door_*`: doors, partitioned by month; `robot_*`: robots, by date). A run recomputes only
+the partitions whose raw dates changed since the last run, reading raw data from a
+look-back before them, so every output row sees exactly the history it would see in a
+full rebuild (`--full`), which gives identical output (tested).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class TransformParams:
 
     @property
     def lookback_days(self) -> int:
-        """Raw history each output date needs: the longest window, plus a day for time zones."""
+        """Raw history a door date needs: the longest window, plus a day for time zones."""
         return max(7 * max(self.baseline_weeks, self.anomaly_weeks), 30 + 7) + 2
 
 
@@ -140,29 +141,43 @@ def transform(lake: Lake, params: TransformParams, full: bool = False, lock_time
         changed = changed_days({} if rebuild else state.get("raw", {}), versions)
         summary.dates = [Partition(d).date.isoformat() for d in sorted(set().union(*changed.values()))]
         for family in FAMILIES:
-            if not changed.get(family.source):
-                continue
-            last = max(Partition.from_iso(d).day for d in versions[family.source]) if versions[family.source] else 0
-            names = [n for n in queries if n.startswith(family.prefix)]
-            written: dict[str, set[str]] = {n: set() for n in names}
-            # +2: a store's local date can run a day past the last UTC date
-            for first, until in family.chunks(family.first_day(changed[family.source]), last + 2):
-                con = connect(lake, family.source, first - family.lookback_days(params), until + 1)
-                for name in names:
-                    con.execute(f"CREATE TEMP TABLE {name} AS {queries[name]}", _bound(queries[name], params, first))
-                    rows, parts = write_mart(lake, con, name, first, until, family.partition)
-                    add_history(lake, con, name, first, family.history_days(name, params))
-                    summary.tables[name] = summary.tables.get(name, 0) + rows
-                    written[name] |= parts
-                con.close()
-            if rebuild:  # partitions whose rows are all gone
-                for name in names:
-                    for path in lake.files("marts", name):
-                        if path.rsplit("/", 2)[-2] not in written[name]:
-                            lake.delete(path)
+            if changed.get(family.source):
+                run_family(lake, family, queries, params, changed[family.source], versions, rebuild, summary)
         lake.write_state(STATE_KIND, {"raw": versions, "params": asdict(params), "last_run": summary.line()})
     summary.seconds = round(time.perf_counter() - began, 3)
     return summary
+
+
+def run_family(
+    lake: Lake,
+    family: Family,
+    queries: dict[str, str],
+    params: TransformParams,
+    changed: set[int],
+    versions: dict,
+    rebuild: bool,
+    summary: TransformSummary,
+) -> None:
+    """Recompute a family's tables from its first changed partition on, chunk by chunk."""
+    dates = versions[family.source]
+    last = max(Partition.from_iso(d).day for d in dates) if dates else 0
+    names = [n for n in queries if n.startswith(family.prefix)]
+    written: dict[str, set[str]] = {n: set() for n in names}
+    # +2: a store's local date can run a day past the last UTC date
+    for first, until in family.chunks(family.first_day(changed), last + 2):
+        con = connect(lake, family.source, first - family.lookback_days(params), until + 1)
+        for name in names:
+            con.execute(f"CREATE TEMP TABLE {name} AS {queries[name]}", _bound(queries[name], params, first))
+            rows, parts = write_mart(lake, con, name, first, until, family.partition)
+            add_history(lake, con, name, first, family.history_days(name, params))
+            summary.tables[name] = summary.tables.get(name, 0) + rows
+            written[name] |= parts
+        con.close()
+    if rebuild:  # partitions whose rows are all gone
+        for name in names:
+            for path in lake.files("marts", name):
+                if path.rsplit("/", 2)[-2] not in written[name]:
+                    lake.delete(path)
 
 
 def connect(lake: Lake, source: str, from_day: int, until_day: int) -> duckdb.DuckDBPyConnection:

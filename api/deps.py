@@ -10,12 +10,11 @@ from fastapi import Depends, Query, Request
 
 from api.encode import FORMATS
 from api.fleet import Fleet, load_fleet
-from api.settings import Settings, parse_instant
+from api.settings import EPOCH, Settings, parse_instant, to_us
 from api.simulate.doors import HOUR_S, DoorSimulator
 from api.simulate.robots import RobotSimulator
 
 US = 1_000_000
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class ApiError(Exception):
@@ -64,10 +63,6 @@ StartParam = Annotated[
 EndParam = Annotated[
     str, Query(description="Exclusive end, ISO 8601; clipped to the data clock", examples=["2024-07-02T00:00:00Z"])
 ]
-
-
-def to_us(value: dt.datetime) -> int:
-    return (value - EPOCH) // dt.timedelta(microseconds=1)
 
 
 def iso(us: int) -> str:

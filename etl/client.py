@@ -13,6 +13,7 @@ from typing import TypeVar
 import pyarrow as pa
 import requests
 
+from api.settings import parse_instant as parse_iso
 from etl.datasets import Dataset
 from etl.settings import EtlSettings
 from etl.wire import decode
@@ -33,11 +34,6 @@ class Page:
 
 def iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso(text: str) -> dt.datetime:
-    value = dt.datetime.fromisoformat(text)
-    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
 
 
 class ApiClient:

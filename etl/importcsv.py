@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from api.simulate.fit import parse_map
 from etl.client import iso
 from etl.datasets import Dataset
 from etl.lake import Lake
@@ -28,17 +29,6 @@ from etl.validate import validate
 
 class CsvImportError(ValueError):
     """The CSV or its column map cannot be imported at all (as opposed to some bad rows)."""
-
-
-def parse_map(mapping: str) -> dict[str, str]:
-    """'Time=ts,Axis #1=axis1' -> {'Time': 'ts', 'Axis #1': 'axis1'}."""
-    out: dict[str, str] = {}
-    for pair in filter(str.strip, mapping.split(",")):
-        source, sep, target = pair.partition("=")
-        if not sep or not source.strip() or not target.strip():
-            raise CsvImportError(f"--map: {pair!r} is not SOURCE=TARGET")
-        out[source.strip()] = target.strip()
-    return out
 
 
 def read_mapped(path: Path, data: Dataset, mapping: dict[str, str], constants: dict[str, str]) -> pa.Table:

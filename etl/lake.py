@@ -34,11 +34,11 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from api.settings import EPOCH, to_us
 from etl.datasets import Dataset
 
 DATA_FILE = "data.parquet"
 US_PER_DAY = 86_400_000_000
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class LakeBusy(RuntimeError):
@@ -69,10 +69,6 @@ class Partition:
 
 def day_of(value: dt.datetime) -> int:
     return (value - EPOCH) // dt.timedelta(days=1)
-
-
-def to_us(value: dt.datetime) -> int:
-    return (value - EPOCH) // dt.timedelta(microseconds=1)
 
 
 class Lake:

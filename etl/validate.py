@@ -9,8 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from api.settings import to_us
 from etl.datasets import AXIS_COLUMNS, MAX_AXIS_ABS, MAX_HOURLY_COUNT, Dataset
-from etl.lake import repeated_keys, to_us
+from etl.lake import repeated_keys
 
 US_PER_HOUR = 3_600_000_000
 

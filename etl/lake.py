@@ -39,6 +39,7 @@ from etl.datasets import Dataset
 
 DATA_FILE = "data.parquet"
 US_PER_DAY = 86_400_000_000
+LOCK_SCOPES = ("doors", "marts", "robots")  # what a writer may hold: a data set, or the marts
 
 
 class LakeBusy(RuntimeError):
@@ -219,18 +220,30 @@ class Lake:
     # -- the lock ------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def lock(self, timeout: float) -> Iterator[None]:
-        """One writer at a time. A local lake locks a file inside it; a remote lake locks a
-        file on this machine named after its URI (writers on several machines need an
-        orchestrator that runs one at a time, as the DAG's max_active_runs=1 does)."""
+    def lock(self, timeout: float, *scopes: str) -> Iterator[None]:
+        """One writer at a time per scope: a data set's kind ("doors", "robots") or "marts";
+        no scope means all of them. So the two pulls run side by side, and a transform, which
+        reads both data sets and writes the marts, waits for both. Scopes are taken in sorted
+        order, so two writers never wait for each other. A local lake locks files inside it; a
+        remote lake locks files on this machine named after its URI (writers on several
+        machines need an orchestrator that runs one at a time, as the DAG's max_active_runs=1 does)."""
+        with contextlib.ExitStack() as held:
+            deadline = time.monotonic() + timeout
+            for scope in sorted(set(scopes or LOCK_SCOPES)):
+                held.enter_context(self._lock_file(scope, deadline, timeout))
+            yield
+
+    @contextlib.contextmanager
+    def _lock_file(self, scope: str, deadline: float, timeout: float) -> Iterator[None]:
+        if scope not in LOCK_SCOPES:
+            raise ValueError(f"lock scope {scope!r} is not one of {', '.join(LOCK_SCOPES)}")
         if self.local:
-            lock_path = Path(self.path("_state", ".lock"))
+            lock_path = Path(self.path("_state", f".lock-{scope}"))
             lock_path.parent.mkdir(parents=True, exist_ok=True)
         else:
             digest = hashlib.sha1(self.uri.encode()).hexdigest()[:16]
-            lock_path = Path(tempfile.gettempdir()) / f"sensor-lake-{digest}.lock"
+            lock_path = Path(tempfile.gettempdir()) / f"sensor-lake-{digest}-{scope}.lock"
         with open(lock_path, "a+") as handle:
-            deadline = time.monotonic() + timeout
             while True:
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -240,7 +253,7 @@ class Lake:
                         handle.seek(0)
                         holder = handle.read().strip() or "another process"
                         raise LakeBusy(
-                            f"lake {self.uri} is locked by {holder}; gave up after {timeout:.0f} s"
+                            f"lake {self.uri} ({scope}) is locked by {holder}; gave up after {timeout:.0f} s"
                         ) from None
                     time.sleep(0.1)
             handle.seek(0)

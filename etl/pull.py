@@ -81,7 +81,7 @@ def pull(
     began = time.perf_counter()
     summary = RunSummary(data.kind, "pull")
     retries_before = client.retries_used
-    with lake.lock(settings.lock_timeout):
+    with lake.lock(settings.lock_timeout, data.kind):
         try:
             lake.remove_stale_temporaries()
             state = lake.read_state(data.kind)

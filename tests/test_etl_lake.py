@@ -163,6 +163,27 @@ class LakeMechanicsTest(unittest.TestCase):
             with Lake(tmp).lock(1):
                 pass  # a dead holder's lock is released by the kernel
 
+    def test_lock_scopes_let_the_two_pulls_run_side_by_side_but_not_a_transform(self) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            holder = subprocess.Popen(
+                [sys.executable, "-c", "import sys, time; from etl.lake import Lake\n"
+                 "with Lake(sys.argv[1]).lock(5, 'doors'):\n    print('held', flush=True); time.sleep(30)", tmp],
+                cwd=ROOT, stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            try:
+                self.assertEqual(holder.stdout.readline().strip(), "held")
+                with Lake(tmp).lock(0.3, "robots"), Lake(tmp).lock(0.3, "marts"):
+                    pass  # other scopes are free
+                for scopes in [("doors",), ()]:  # the same scope, or the whole lake, waits
+                    busy = self.assertRaisesRegex(LakeBusy, r"\(doors\) is locked by pid")
+                    with self.subTest(scopes=scopes), busy, Lake(tmp).lock(0.3, *scopes):
+                        pass
+                with self.assertRaisesRegex(ValueError, "lock scope 'door' is not one of"), Lake(tmp).lock(1, "door"):
+                    pass
+            finally:
+                holder.kill()
+                holder.wait(timeout=10)
+
     def test_progress_shows_on_a_terminal_only(self) -> None:
         class Tty(io.StringIO):
             def isatty(self) -> bool:

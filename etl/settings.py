@@ -18,11 +18,20 @@ class EtlSettings:
     backoff_max_seconds: float = 30.0
     page_rows: int = 500_000  # rows per request: large pages, few round trips, bounded memory
     lock_timeout: float = 600.0
+    snapshot_dir: str = "streamlit_data"  # where the dashboard's committed snapshot is published
+    alert_window_days: float = 2.0  # ERROR incidents that ended this long before a run are old news
+    alert_webhook: str = ""  # POST new alerts here as JSON, when set
+    smtp_host: str = ""  # e-mail new alerts through this server, when set
+    smtp_port: int = 25
+    smtp_from: str = "sensor-pipeline@localhost"
+    smtp_to: str = ""  # comma-separated recipients
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> EtlSettings:
         """ETL_API_URL, ETL_LAKE, ETL_FIRST_PULL_DAYS, ETL_CONNECT_TIMEOUT, ETL_READ_TIMEOUT,
-        ETL_RETRIES, ETL_BACKOFF_SECONDS, ETL_BACKOFF_MAX_SECONDS, ETL_PAGE_ROWS, ETL_LOCK_TIMEOUT."""
+        ETL_RETRIES, ETL_BACKOFF_SECONDS, ETL_BACKOFF_MAX_SECONDS, ETL_PAGE_ROWS, ETL_LOCK_TIMEOUT,
+        ETL_SNAPSHOT_DIR, ETL_ALERT_WINDOW_DAYS, ETL_ALERT_WEBHOOK, ETL_SMTP_HOST, ETL_SMTP_PORT,
+        ETL_SMTP_FROM, ETL_SMTP_TO."""
         env = dict(os.environ if env is None else env)
         values = {}
         for name, field in cls.__dataclass_fields__.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -136,3 +137,64 @@ class FaultyProxy:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class AlertReceivers:
+    """A webhook (HTTP POST, JSON) and a minimal SMTP server on 127.0.0.1 that keep what they get.
+
+    `webhook_status` lets a test make the webhook fail."""
+
+    def __init__(self) -> None:
+        import socketserver
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.posts: list[dict] = []
+        self.mails: list[str] = []
+        self.webhook_status = 200
+        receivers = self
+
+        class Webhook(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receivers.webhook_status < 300:
+                    receivers.posts.append(json.loads(body))
+                self.send_response(receivers.webhook_status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        class Smtp(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                self.wfile.write(b"220 test SMTP\r\n")
+                while line := self.rfile.readline():
+                    verb = line[:4].upper()
+                    if verb == b"DATA":
+                        self.wfile.write(b"354 go on\r\n")
+                        data = b"".join(iter(self.rfile.readline, b".\r\n"))
+                        receivers.mails.append(data.decode())
+                        self.wfile.write(b"250 queued\r\n")
+                    elif verb == b"QUIT":
+                        self.wfile.write(b"221 bye\r\n")
+                        return
+                    else:  # EHLO, MAIL, RCPT, RSET, NOOP
+                        self.wfile.write(b"250 ok\r\n")
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
+        self.smtp = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Smtp)
+        self.http.daemon_threads = self.smtp.daemon_threads = True
+        self.webhook_url = f"http://127.0.0.1:{self.http.server_address[1]}/alerts"
+        self.smtp_port = self.smtp.server_address[1]
+        self.threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (self.http, self.smtp)]
+
+    def __enter__(self) -> AlertReceivers:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for server in (self.http, self.smtp):
+            server.shutdown()
+            server.server_close()

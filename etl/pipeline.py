@@ -1,0 +1,122 @@
+"""The hourly pipeline's steps as plain functions: what the Airflow DAG calls with its run's interval.
+
+The DAG (dags/sensor_pipeline.py) only orchestrates; each step here takes the settings and the
+run's interval and returns a small JSON-able summary (the task's XCom). Every step is
+idempotent: pulls replace their interval, the transform recomputes what changed, the snapshot
+is rebuilt whole, and notifications remember what they sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from etl.audit import AuditFailed, audit_span
+from etl.client import ApiClient, iso, parse_iso
+from etl.datasets import dataset
+from etl.lake import Lake
+from etl.pull import pull
+from etl.settings import EtlSettings
+
+Span = tuple[dt.datetime | None, dt.datetime | None]
+
+
+def plain_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A plain UTC datetime from any aware one (Airflow hands out pendulum's, which Arrow refuses)."""
+    return None if value is None else dt.datetime.fromtimestamp(value.timestamp(), dt.UTC)
+
+
+def pull_span(watermark: dt.datetime | None, interval: Span, requested: Span = (None, None)) -> Span:
+    """[start, end) a run pulls; None means "the pull's default" (the watermark; the API's clock).
+
+    - A run triggered with start and end in its conf pulls exactly that (a deliberate re-pull).
+    - A run without a data interval (triggered by hand or by an asset in Airflow 3), or with an
+      empty one (a cron trigger timetable), catches up from the watermark to its end, or to now.
+    - A scheduled or backfill run pulls its interval, and from the watermark on when the
+      watermark is behind the interval: hours missed while the scheduler was down (or with
+      catchup off) are pulled by the next run, never lost.
+    """
+    interval, requested = tuple(map(plain_utc, interval)), tuple(map(plain_utc, requested))
+    if any(requested):
+        start, end = requested
+        if start is None or end is None or start >= end:
+            raise ValueError(f"a run's conf needs both start and end, start before end; got {requested}")
+        return start, end
+    start, end = interval
+    if start is None or end is None or start >= end:
+        return None, end
+    if watermark is not None and watermark < start:
+        start = watermark
+    return start, end
+
+
+def resolve_paths(settings: EtlSettings, base: Path) -> EtlSettings:
+    """Relative lake and snapshot paths are relative to the repository, not to a worker's cwd."""
+
+    def resolved(location: str) -> str:
+        return location if "://" in location or Path(location).is_absolute() else str(base / location)
+
+    return replace(settings, lake=resolved(settings.lake), snapshot_dir=resolved(settings.snapshot_dir))
+
+
+def pull_step(settings: EtlSettings, kind: str, interval: Span, requested: Span = (None, None)) -> dict:
+    lake = Lake(settings.lake)
+    state = lake.read_state(kind)
+    watermark = parse_iso(state["watermark"]) if state.get("watermark") else None
+    start, end = pull_span(watermark, interval, requested)
+    client = ApiClient(settings)
+    try:
+        summary = pull(client, lake, dataset(kind), settings, start, end)
+    finally:
+        client.close()
+    print(summary.line())
+    return asdict(summary)
+
+
+def audit_step(settings: EtlSettings, pulls: list[dict]) -> list[dict]:
+    """Audit the span each pull wrote; fail the run if a reading is missing or doubled."""
+    lake = Lake(settings.lake)
+    audits = []
+    for summary in pulls:
+        if not summary.get("start") or summary["start"] >= summary["end"]:
+            print(f"audit {summary['kind']}: nothing pulled, nothing to audit")
+            continue
+        audit = audit_span(lake, dataset(summary["kind"]), parse_iso(summary["start"]), parse_iso(summary["end"]))
+        print(audit.line())
+        audits.append(audit)
+    failed = [a.line() for a in audits if not a.ok]
+    if failed:
+        raise AuditFailed("; ".join(failed))
+    return [a.as_dict() for a in audits]
+
+
+def transform_step(settings: EtlSettings) -> dict:
+    from etl.transform import TransformParams, transform  # duckdb: only this step needs it
+
+    summary = transform(Lake(settings.lake), TransformParams(), lock_timeout=settings.lock_timeout)
+    print(summary.line())
+    return asdict(summary)
+
+
+def snapshot_step(settings: EtlSettings) -> dict:
+    from etl.snapshot import write_snapshot
+
+    summary = write_snapshot(Lake(settings.lake), Path(settings.snapshot_dir))
+    print(summary.line())
+    return asdict(summary)
+
+
+def notify_step(settings: EtlSettings, now: dt.datetime | None = None) -> dict:
+    """`now` is the run's data time (its interval's end): the alert window follows the data, so a
+    backfill or a simulator on another clock alerts as a live run would have."""
+    from etl.notify import notify
+
+    lake = Lake(settings.lake)
+    now = plain_utc(now)
+    if now is None:
+        watermark = lake.read_state("robots").get("watermark")
+        now = parse_iso(watermark) if watermark else dt.datetime.now(dt.UTC)
+    result = notify(lake, settings, now)
+    print(f"notify at {iso(now)}: {result['alerts']} new alerts, sent to {', '.join(result['channels']) or 'the log'}")
+    return result

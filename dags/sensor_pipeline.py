@@ -1,0 +1,125 @@
+"""Hourly sensor pipeline: pull doors and robots -> audit -> transform -> publish snapshot -> notify.
+
+The DAG only orchestrates: every step is a function of `etl.pipeline`, called with the run's
+data interval, and idempotent, so clearing and re-running any run leaves the lake as it was.
+
+Intervals, deliberately: `CronDataIntervalTimetable` gives each hourly run the hour before it
+([10:00, 11:00) runs at 11:00), where a plain cron schedule in Airflow 3 would give an empty
+interval. A run triggered by hand without a logical date has no interval: it catches up from
+the lake's watermark. A scheduled run whose interval starts after the watermark also pulls the
+gap, so hours missed while the scheduler was down are never lost, with or without catchup.
+Trigger with conf {"start": ISO, "end": ISO} to re-pull a span on purpose.
+
+Configuration, read at run time (never at parse time): Airflow Variables `sensor_api_url`,
+`sensor_lake`, `sensor_snapshot_dir`, `sensor_alert_webhook`, each defaulting to the ETL's
+environment (ETL_API_URL, ETL_LAKE, ...: etl/settings.py). Relative paths are relative to this
+repository. At parse time: SENSOR_DAG_START (ISO start date) and SENSOR_DAG_CATCHUP (true/false).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+
+REPO = Path(__file__).resolve().parents[1]
+VARIABLES = ("api_url", "lake", "snapshot_dir", "alert_webhook")  # Airflow Variable sensor_<name>
+
+START_DATE = dt.datetime.fromisoformat(os.environ.get("SENSOR_DAG_START", "2026-01-01T00:00:00+00:00"))
+CATCHUP = os.environ.get("SENSOR_DAG_CATCHUP", "false").strip().lower() in ("1", "true", "yes")
+
+DEFAULT_ARGS = {
+    "owner": "data-engineering",
+    "retries": 3,
+    "retry_delay": dt.timedelta(seconds=20),
+    "retry_exponential_backoff": 2.0,  # 20 s, 40 s, 80 s: an API hiccup passes, an outage fails the run
+    "max_retry_delay": dt.timedelta(minutes=10),
+    "execution_timeout": dt.timedelta(minutes=20),
+}
+
+
+def run_settings():
+    """The ETL settings for this run: environment defaults, overridden by Airflow Variables."""
+    from dataclasses import replace
+
+    from airflow.sdk import Variable
+
+    from etl.pipeline import resolve_paths
+    from etl.settings import EtlSettings
+
+    settings = EtlSettings.from_env()
+    overrides = {name: Variable.get(f"sensor_{name}", default=getattr(settings, name)) for name in VARIABLES}
+    return resolve_paths(replace(settings, **overrides), REPO)
+
+
+def run_interval() -> tuple[dt.datetime | None, dt.datetime | None]:
+    context = get_current_context()
+    return context.get("data_interval_start"), context.get("data_interval_end")
+
+
+def requested_span() -> tuple[dt.datetime | None, dt.datetime | None]:
+    from etl.client import parse_iso
+
+    params = get_current_context()["params"]
+    return tuple(parse_iso(params[k]) if params.get(k) else None for k in ("start", "end"))
+
+
+@dag(
+    dag_id="sensor_pipeline",
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+    start_date=START_DATE,
+    catchup=CATCHUP,
+    max_active_runs=1,
+    dagrun_timeout=dt.timedelta(minutes=50),
+    default_args=DEFAULT_ARGS,
+    params={
+        "start": Param(None, type=["null", "string"], description="re-pull from this ISO time (with end)"),
+        "end": Param(None, type=["null", "string"], description="re-pull until this ISO time (exclusive)"),
+    },
+    tags=["sensors", "lake"],
+    doc_md=__doc__,
+)
+def sensor_pipeline() -> None:
+    @task
+    def pull_doors() -> dict:
+        from etl.pipeline import pull_step
+
+        return pull_step(run_settings(), "doors", run_interval(), requested_span())
+
+    @task
+    def pull_robots() -> dict:
+        from etl.pipeline import pull_step
+
+        return pull_step(run_settings(), "robots", run_interval(), requested_span())
+
+    @task
+    def audit(doors: dict, robots: dict) -> list[dict]:
+        from etl.pipeline import audit_step
+
+        return audit_step(run_settings(), [doors, robots])
+
+    @task
+    def transform() -> dict:
+        from etl.pipeline import transform_step
+
+        return transform_step(run_settings())
+
+    @task
+    def publish_snapshot() -> dict:
+        from etl.pipeline import snapshot_step
+
+        return snapshot_step(run_settings())
+
+    @task
+    def notify() -> dict:
+        from etl.pipeline import notify_step
+
+        return notify_step(run_settings(), now=run_interval()[1])
+
+    audited = audit(pull_doors(), pull_robots())
+    audited >> transform() >> publish_snapshot() >> notify()
+
+
+pipeline = sensor_pipeline()

@@ -6,6 +6,25 @@ BIN := $(VENV)/bin
 RUN := .run
 API_HOST ?= 127.0.0.1
 API_PORT ?= 8000
+AIRFLOW_PORT ?= 8080
+DASHBOARD_PORT ?= 8501
+API_URL := http://$(API_HOST):$(API_PORT)
+
+# The stack's embedded defaults: SQLite for Airflow in airflow_home/, the lake in lake/ (both
+# ignored by git). Every process gets its own process group, so `make down` stops its children too.
+AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/airflow_home AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False \
+	AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$(AIRFLOW_PORT)/execution/ \
+	PYTHONPATH=$(CURDIR) ETL_API_URL=$(API_URL) ETL_LAKE=$(CURDIR)/lake
+# start NAME CMD: run CMD in the background in a new session, unless NAME is already running.
+define start
+	@if [ -f $(RUN)/$(1).pid ] && kill -0 $$(cat $(RUN)/$(1).pid) 2>/dev/null; then \
+		echo "$(1) already running (pid $$(cat $(RUN)/$(1).pid))"; \
+	else \
+		setsid nohup $(2) > $(RUN)/$(1).log 2>&1 & echo $$! > $(RUN)/$(1).pid; \
+	fi
+endef
 
 .PHONY: venv up down test lint format bench clean
 
@@ -20,20 +39,35 @@ venv: $(VENV)/.installed
 
 up: venv
 	@mkdir -p $(RUN)
-	@if [ -f $(RUN)/api.pid ] && kill -0 $$(cat $(RUN)/api.pid) 2>/dev/null; then \
-		echo "API already running (pid $$(cat $(RUN)/api.pid))"; \
-	else \
-		nohup $(BIN)/uvicorn api.app:app --host $(API_HOST) --port $(API_PORT) > $(RUN)/api.log 2>&1 & echo $$! > $(RUN)/api.pid; \
-		$(BIN)/python -m api.wait_healthy http://$(API_HOST):$(API_PORT)/health 30 || { echo "API failed to start, see $(RUN)/api.log"; exit 1; }; \
-	fi
-	@echo "API:      http://$(API_HOST):$(API_PORT)/        (OpenAPI docs: http://$(API_HOST):$(API_PORT)/docs)"
-	@echo "Logs:     $(RUN)/*.log    Stop with: make down"
+	$(call start,api,$(BIN)/uvicorn api.app:app --host $(API_HOST) --port $(API_PORT))
+	@$(BIN)/python -m api.wait_healthy $(API_URL)/health 30 || { echo "API failed to start, see $(RUN)/api.log"; exit 1; }
+	@echo "Catching the lake up (the last week on a first start) ..."
+	@env $(AIRFLOW_ENV) $(BIN)/python -m etl pull && env $(AIRFLOW_ENV) $(BIN)/python -m etl transform
+	$(call start,airflow,env $(AIRFLOW_ENV) $(BIN)/airflow standalone)
+	$(call start,dashboard,env DASHBOARD_LAKE=$(CURDIR)/lake $(BIN)/streamlit run dashboard/app.py \
+		--server.address 127.0.0.1 --server.port $(DASHBOARD_PORT) --server.headless true)
+	@$(BIN)/python -m api.wait_healthy http://127.0.0.1:$(DASHBOARD_PORT)/_stcore/health 60 \
+		|| { echo "dashboard failed to start, see $(RUN)/dashboard.log"; exit 1; }
+	@$(BIN)/python -m api.wait_healthy http://127.0.0.1:$(AIRFLOW_PORT)/api/v2/monitor/health 180 \
+		|| { echo "Airflow failed to start, see $(RUN)/airflow.log"; exit 1; }
+	@echo "API:       $(API_URL)/        (OpenAPI docs: $(API_URL)/docs)"
+	@echo "Airflow:   http://127.0.0.1:$(AIRFLOW_PORT)/   DAG sensor_pipeline, hourly, unpaused"
+	@echo "           login: $$($(BIN)/python -c 'import json,sys; print(*next(iter(json.load(open(sys.argv[1])).items())), sep=" / ")' \
+		airflow_home/simple_auth_manager_passwords.json.generated 2>/dev/null || echo 'see $(RUN)/airflow.log')"
+	@echo "Dashboard: http://127.0.0.1:$(DASHBOARD_PORT)/"
+	@echo "Lake:      lake/  (python -m etl status)   Logs: $(RUN)/*.log   Stop with: make down"
 
+# Stop what `make up` started: each process group, politely (SIGINT, as Airflow standalone
+# expects), then for good after 20 s.
 down:
 	@for f in $(RUN)/*.pid; do \
 		[ -f "$$f" ] || continue; \
-		pid=$$(cat $$f); \
-		if kill $$pid 2>/dev/null; then echo "stopped $$(basename $$f .pid) (pid $$pid)"; fi; \
+		pid=$$(cat $$f); name=$$(basename $$f .pid); \
+		if kill -INT -- -$$pid 2>/dev/null; then \
+			for i in $$(seq 1 40); do kill -0 -- -$$pid 2>/dev/null || break; sleep 0.5; done; \
+			kill -KILL -- -$$pid 2>/dev/null || true; \
+			echo "stopped $$name (pid $$pid)"; \
+		fi; \
 		rm -f $$f; \
 	done
 

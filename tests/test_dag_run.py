@@ -1,0 +1,123 @@
+"""The DAG end to end: `airflow dags test` for three consecutive hours against a real API on 127.0.0.1.
+
+Airflow runs on SQLite in a temporary AIRFLOW_HOME; the lake and the snapshot are temporary
+folders named through Airflow Variables (AIRFLOW_VAR_*), as a deployment would name them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from etl.lake import Lake
+from tests.support import ROOT, ApiServer
+
+UTC = dt.UTC
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+# Logical dates: a run's data interval is the hour before it ([20:00, 21:00) for 21:00).
+HOURS = ["2024-12-31T21:00:00+00:00", "2024-12-31T22:00:00+00:00", "2024-12-31T23:00:00+00:00"]
+FIRST, LAST = dt.datetime(2024, 12, 31, 20, tzinfo=UTC), dt.datetime(2024, 12, 31, 23, tzinfo=UTC)
+
+
+def tables_under(root: Path, *folders: str) -> dict[str, pa.Table]:
+    """Every Parquet file's rows, by path: what a reader of the lake sees."""
+    return {
+        str(p.relative_to(root)): pq.read_table(p)
+        for folder in folders
+        for p in sorted((root / folder).glob("**/*.parquet"))
+    }
+
+
+class DagRunTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.server = ApiServer().__enter__()
+        cls.tmp = Path(tempfile.mkdtemp())
+        cls.lake, cls.snapshot = cls.tmp / "lake", cls.tmp / "snapshot"
+        cls.env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(cls.tmp / "airflow"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "PYTHONPATH": str(ROOT),
+            "SENSOR_DAG_START": "2024-12-01T00:00:00+00:00",
+            "AIRFLOW_VAR_SENSOR_API_URL": cls.server.base,
+            "AIRFLOW_VAR_SENSOR_LAKE": str(cls.lake),
+            "AIRFLOW_VAR_SENSOR_SNAPSHOT_DIR": str(cls.snapshot),
+            "ETL_LAKE": str(cls.tmp / "not-this-lake"),  # the Variables win over the environment
+        }
+        migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=cls.env, capture_output=True, text=True, timeout=300)
+        if migrate.returncode != 0:
+            raise AssertionError(migrate.stderr[-3000:])
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.server.__exit__(None, None, None)
+        shutil.rmtree(cls.tmp)
+
+    def run_dag(self, logical_date: str) -> str:
+        result = subprocess.run(
+            [AIRFLOW, "dags", "test", "sensor_pipeline", logical_date],
+            cwd=self.tmp, env=self.env, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        output = result.stdout + result.stderr
+        self.assertEqual(result.returncode, 0, output[-4000:])
+        self.assertIn("state=success", output, output[-4000:])
+        return output
+
+    def api_rows(self, kind: str) -> pa.Table:
+        response = self.server.get(
+            f"/v1/readings/{kind}", start=FIRST.isoformat(), end=LAST.isoformat(), format="parquet"
+        )
+        self.assertEqual(response.status_code, 200, response.text[:300])
+        return pq.read_table(pa.BufferReader(response.content))
+
+    def test_three_hours_then_a_rerun(self) -> None:
+        outputs = [self.run_dag(hour) for hour in HOURS]
+        self.assertIn("pull doors: 39 rows", outputs[0])
+        self.assertIn("audit robots 2024-12-31T22:00:00Z .. 2024-12-31T23:00:00Z: ok, 1,440 of 1,440", outputs[2])
+        self.assertFalse((self.tmp / "not-this-lake").exists())
+
+        lake = Lake(str(self.lake))
+        for kind, key in [("doors", ["ts", "store", "sensor_id"]), ("robots", ["ts", "robot_id"])]:
+            with self.subTest(kind=kind):
+                in_lake = pa.concat_tables(tables_under(self.lake, f"raw/{kind}").values())
+                expected = self.api_rows(kind)
+                self.assertEqual(in_lake.num_rows, expected.num_rows)
+                order = [(k, "ascending") for k in key]
+                self.assertTrue(in_lake.sort_by(order).equals(expected.sort_by(order)), "exactly those hours")
+                self.assertEqual(lake.read_state(kind)["watermark"], "2024-12-31T23:00:00Z")
+
+        hourly = pa.concat_tables(tables_under(self.lake, "marts/door_hourly_sensor").values())
+        self.assertEqual(hourly.num_rows, 39 * 3, "the marts hold every hour pulled")
+        snapshot = json.loads((self.snapshot / "snapshot.json").read_text())
+        self.assertEqual(snapshot["status"]["doors"]["watermark"], "2024-12-31T23:00:00Z", "the snapshot is fresh")
+        self.assertTrue(list(self.snapshot.glob("marts/door_hourly_sensor/**/*.parquet")))
+
+        before = tables_under(self.lake, "raw", "marts")
+        snapshot_before = tables_under(self.snapshot, "marts", "raw")
+        rerun = self.run_dag(HOURS[1])
+        self.assertIn("pull doors: 39 rows", rerun)
+        after = tables_under(self.lake, "raw", "marts")
+        self.assertEqual(sorted(after), sorted(before))
+        for path, table in before.items():
+            self.assertTrue(after[path].equals(table), f"{path} changed on a rerun")
+        for kind in ("doors", "robots"):
+            self.assertEqual(lake.read_state(kind)["watermark"], "2024-12-31T23:00:00Z", "a rerun never moves it back")
+        snapshot_after = tables_under(self.snapshot, "marts", "raw")
+        self.assertEqual(sorted(snapshot_after), sorted(snapshot_before))
+        self.assertTrue(all(snapshot_after[p].equals(t) for p, t in snapshot_before.items()))
+
+
+if __name__ == "__main__":
+    unittest.main()

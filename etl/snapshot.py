@@ -31,6 +31,12 @@ from etl.lake import Lake
 from etl.status import lake_status
 
 SNAPSHOT_FILE = "snapshot.json"
+README = """# streamlit_data/
+
+The small committed snapshot of the marts that the dashboard reads on Streamlit Community Cloud,
+written whole by `python -m etl snapshot --lake LAKE` (and by the DAG): recent marts, a day of raw
+robot samples, the fleet reference, and in snapshot.json the source lake's status. Do not edit.
+"""
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,7 @@ def write_snapshot(lake: Lake, out_dir: Path, params: SnapshotParams | None = No
             "transform_last_run": transform_state.get("last_run"),
         }
         copy.write_bytes(copy.path(SNAPSHOT_FILE), json.dumps(info, indent=2, sort_keys=True).encode())
+        copy.write_bytes(copy.path("README.md"), README.encode())  # the folder is replaced whole
         summary.files = len(copy.files(suffix=""))
         summary.bytes = sum(i.size for i in copy.file_infos(suffix=""))
         swap(tmp, out_dir)

@@ -109,9 +109,10 @@ class BrowserTest(unittest.TestCase):
         page.screenshot(path=str(ARTIFACTS / "dashboard-traffic.png"), full_page=True)
 
     def test_the_robot_tab_from_a_shared_url(self) -> None:
-        page = self.open("/?tab=Robots&robot=robot-3&window=1")
+        page = self.open("/?tab=Robots&robot=robot-3&window=1+day")
         headings = page.locator("h3").all_inner_texts()
         self.assertTrue(any("robot-3 axis1: signal and regression line" in h for h in headings), headings)
+        self.assertIn("1 day", page.locator(".stSelectbox").nth(2).inner_text())
         self.assertGreaterEqual(page.locator(".vega-embed").count(), 2, "signal and distribution")
         self.assert_no_error(page)
         page.screenshot(path=str(ARTIFACTS / "dashboard-robots.png"), full_page=True)

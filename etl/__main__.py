@@ -1,4 +1,4 @@
-"""The ETL command line: `python -m etl pull | status | transform | import-csv` (each with --help).
+"""The ETL command line: `python -m etl pull | status | transform | snapshot | import-csv` (each with --help).
 
 Exit codes: 0 done; 1 the run failed (API unreachable after retries, lake locked);
 2 bad input (arguments, dates, a CSV that cannot be read). Failures print one line.
@@ -41,6 +41,10 @@ def build_parser(settings: EtlSettings) -> argparse.ArgumentParser:
     t.add_argument("--lake", default=settings.lake)
     t.add_argument("--full", action="store_true", help="rebuild every date, not only the changed ones")
 
+    n = commands.add_parser("snapshot", help="write the dashboard's small snapshot of the lake's recent marts")
+    n.add_argument("--lake", default=settings.lake)
+    n.add_argument("--out", type=Path, default=Path("streamlit_data"), help="snapshot folder (default streamlit_data)")
+
     i = commands.add_parser("import-csv", help="load a recorded CSV with the same validation as a pull")
     i.add_argument("file", type=Path)
     i.add_argument("--kind", choices=list(DATASETS), required=True)
@@ -70,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 transform(Lake(args.lake), TransformParams(), full=args.full, lock_timeout=settings.lock_timeout).line()
             )
+            return 0
+        if args.command == "snapshot":
+            from etl.snapshot import write_snapshot
+
+            print(write_snapshot(Lake(args.lake), args.out).line())
             return 0
         from etl.importcsv import import_csv  # pandas: only this command needs it
 

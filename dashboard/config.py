@@ -1,0 +1,30 @@
+"""The dashboard's configuration: environment variables, read once per script run and passed in."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    lake: Path | None  # DASHBOARD_LAKE: a live lake folder; unset: only the snapshot
+    snapshot: Path  # DASHBOARD_SNAPSHOT: the committed snapshot (default streamlit_data/)
+    refresh_seconds: float  # DASHBOARD_REFRESH_SECONDS: how often an open page looks for new data
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> DashboardSettings:
+        lake = env.get("DASHBOARD_LAKE", "").strip()
+        snapshot = env.get("DASHBOARD_SNAPSHOT", "").strip() or str(REPO / "streamlit_data")
+        text = env.get("DASHBOARD_REFRESH_SECONDS", "30")
+        try:
+            refresh = float(text)
+        except ValueError:
+            raise ValueError(f"DASHBOARD_REFRESH_SECONDS must be a number of seconds, not {text!r}") from None
+        if refresh <= 0:
+            raise ValueError(f"DASHBOARD_REFRESH_SECONDS must be positive, not {text!r}")
+        return cls(lake=Path(lake) if lake else None, snapshot=Path(snapshot), refresh_seconds=refresh)

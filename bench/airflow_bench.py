@@ -7,12 +7,13 @@ api-server, triggerer) in a temporary AIRFLOW_HOME, both on 127.0.0.1; waits for
 healthy (start-up time), unpauses `sensor_pipeline` with its start `--hours` back and catchup on,
 waits (bounded) for that many runs to succeed, audits the lake for those hours, and prints the
 start-up time, the time to finish the runs, and the memory of Airflow's processes (peak of their
-summed RSS). Exit 0 when every run succeeded and the lake is complete.
+summed PSS). Exit 0 when every run succeeded and the lake is complete.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -37,14 +38,15 @@ from tests.support import ApiServer, free_port  # noqa: E402
 BIN = Path(sys.executable).parent
 
 
-def tree_rss(process: psutil.Process) -> int:
-    total = 0
+def tree_memory(process: psutil.Process) -> tuple[int, int]:
+    """(processes, summed PSS) of a process tree. PSS splits shared pages among their sharers:
+    Airflow forks its workers, and a sum of RSS would count the shared interpreter many times."""
+    count, total = 0, 0
     for p in [process, *process.children(recursive=True)]:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
+        with contextlib.suppress(psutil.Error):  # a process may end while we look
+            total += p.memory_full_info().pss
+            count += 1
+    return count, total
 
 
 def wait_for(what: str, check, timeout: float, sample=None) -> float:
@@ -97,6 +99,7 @@ def main() -> int:
     with ApiServer(SIM_NOW="") as api:  # the wall clock, as the scheduler's
         env = {
             **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # standalone starts `airflow` commands
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
@@ -117,10 +120,12 @@ def main() -> int:
             [str(BIN / "airflow"), "standalone"], env=env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-        process, peak = psutil.Process(standalone.pid), [0]
+        process, peak = psutil.Process(standalone.pid), [0, 0]
 
         def sample() -> None:
-            peak[0] = max(peak[0], tree_rss(process))
+            count, pss = tree_memory(process)
+            if pss > peak[1]:
+                peak[:] = [count, pss]
             if standalone.poll() is not None:
                 raise RuntimeError(f"airflow standalone exited; see {tmp / 'standalone.log'}")
 
@@ -141,7 +146,7 @@ def main() -> int:
 
             wait_for(f"{args.hours} successful runs", done, args.timeout, sample)
             runs_seconds = time.monotonic() - unpaused
-            steady = tree_rss(process)
+            steady = tree_memory(process)
         finally:
             os.killpg(standalone.pid, signal.SIGINT)
             try:
@@ -157,7 +162,10 @@ def main() -> int:
         print(audit.line())
     print(f"airflow standalone healthy after   {startup:6.1f} s")
     print(f"{args.hours} catch-up runs succeeded in  {runs_seconds:6.1f} s after unpausing")
-    print(f"memory of Airflow's processes      {peak[0] / 2**20:6.0f} MB peak, {steady / 2**20:.0f} MB at the end")
+    print(
+        f"memory of Airflow's processes      {peak[1] / 2**20:6.0f} MB peak PSS ({peak[0]} processes), "
+        f"{steady[1] / 2**20:.0f} MB at the end ({steady[0]} processes)"
+    )
     print(f"total                              {total:6.1f} s   (logs: {tmp})")
     return 0 if all(a.ok for a in audits) else 1
 

@@ -17,13 +17,15 @@ def traffic(lines: pd.DataFrame, flagged: pd.DataFrame, points: bool) -> alt.Lay
     tooltip = ["series:N", alt.Tooltip("period:T", format="%Y-%m-%d %H:%M"), "visits:Q", "baseline:Q"]
     visits = alt.Chart(lines).mark_line().encode(x, alt.Y("visits:Q", title="visits"), color, tooltip=tooltip)
     baseline = alt.Chart(lines).mark_line(strokeDash=[4, 3], opacity=0.7).encode(x, alt.Y("baseline:Q"), color)
-    layers = [visits, baseline]
-    if not flagged.empty:
-        level = alt.Color("level:N", scale=LEVEL_COLORS, title="anomaly")
-        tips = ["series:N", "period:T", "visits:Q", "baseline:Q", "change:Q", "level:N"]
-        mark = alt.Chart(flagged).mark_point(filled=True, size=90) if points else alt.Chart(flagged).mark_rule()
-        layers.append(mark.encode(x, alt.Y("visits:Q"), level, tooltip=tips) if points else mark.encode(x, level))
-    return alt.layer(*layers).resolve_scale(color="independent").properties(height=380)
+    # Solid and dashed lines of a series share one colour scale, so the legend lists each series once.
+    series = alt.layer(visits, baseline)
+    if flagged.empty:
+        return series.properties(height=380)
+    level = alt.Color("level:N", scale=LEVEL_COLORS, title="anomaly")
+    tips = ["series:N", "period:T", "visits:Q", "baseline:Q", "change:Q", "level:N"]
+    mark = alt.Chart(flagged).mark_point(filled=True, size=90) if points else alt.Chart(flagged).mark_rule()
+    anomalies = mark.encode(x, alt.Y("visits:Q"), level, tooltip=tips) if points else mark.encode(x, level)
+    return alt.layer(series, anomalies).resolve_scale(color="independent").properties(height=380)
 
 
 def deviation(trends: pd.DataFrame) -> alt.LayerChart:

@@ -1,4 +1,5 @@
-"""The DAG end to end: `airflow dags test` for three consecutive hours against a real API on 127.0.0.1.
+"""The DAG end to end: `airflow dags test` for three consecutive hours against a real API on 127.0.0.1,
+a rerun of one of them, then a run triggered by hand without an interval.
 
 Airflow runs on SQLite in a temporary AIRFLOW_HOME; the lake and the snapshot are temporary
 folders named through Airflow Variables (AIRFLOW_VAR_*), as a deployment would name them.
@@ -80,14 +81,28 @@ class DagRunTest(unittest.TestCase):
         self.assertIn("state=success", output, output[-4000:])
         return output
 
-    def api_rows(self, kind: str) -> pa.Table:
+    def run_manual_without_interval(self) -> str:
+        """A run as the UI's "Trigger" button makes it in Airflow 3: no logical date, no interval."""
+        script = (
+            "import sys\nfrom airflow.dag_processing.dagbag import DagBag\n"
+            "run = DagBag(dag_folder=sys.argv[1]).dags['sensor_pipeline'].test(logical_date=None)\n"
+            "print('interval', run.data_interval_start, run.data_interval_end, 'state=' + str(run.state))"
+        )
+        result = subprocess.run([sys.executable, "-c", script, str(ROOT / "dags")], cwd=self.tmp, env=self.env,
+                                capture_output=True, text=True, timeout=900)  # fmt: skip
+        output = result.stdout + result.stderr
+        self.assertEqual(result.returncode, 0, output[-4000:])
+        self.assertIn("interval None None state=success", output, output[-4000:])
+        return output
+
+    def api_rows(self, kind: str, end: dt.datetime = LAST) -> pa.Table:
         response = self.server.get(
-            f"/v1/readings/{kind}", start=FIRST.isoformat(), end=LAST.isoformat(), format="parquet"
+            f"/v1/readings/{kind}", start=FIRST.isoformat(), end=end.isoformat(), format="parquet"
         )
         self.assertEqual(response.status_code, 200, response.text[:300])
         return pq.read_table(pa.BufferReader(response.content))
 
-    def test_three_hours_then_a_rerun(self) -> None:
+    def test_three_hours_a_rerun_and_a_manual_catch_up(self) -> None:
         outputs = [self.run_dag(hour) for hour in HOURS]
         self.assertIn("pull doors: 39 rows", outputs[0])
         self.assertIn("audit robots 2024-12-31T22:00:00Z .. 2024-12-31T23:00:00Z: ok, 1,440 of 1,440", outputs[2])
@@ -122,6 +137,17 @@ class DagRunTest(unittest.TestCase):
         snapshot_after = tables_under(self.snapshot, "marts", "raw")
         self.assertEqual(sorted(snapshot_after), sorted(snapshot_before))
         self.assertTrue(all(same_rows(snapshot_after[p], t) for p, t in snapshot_before.items()))
+
+        # Triggered by hand without a date: no interval, so it catches up from the watermark to
+        # the API's clock (pinned at midnight), and the lake again equals the API, now to midnight.
+        manual = self.run_manual_without_interval()
+        self.assertIn("2024-12-31T23:00:00Z .. 2025-01-01T00:00:00Z", manual)
+        midnight = dt.datetime(2025, 1, 1, tzinfo=UTC)
+        for kind in ("doors", "robots"):
+            with self.subTest(kind=kind):
+                in_lake = pa.concat_tables(tables_under(self.lake, f"raw/{kind}").values())
+                self.assertEqual(in_lake.num_rows, self.api_rows(kind, midnight).num_rows)
+                self.assertEqual(lake.read_state(kind)["watermark"], "2025-01-01T00:00:00Z")
 
 
 if __name__ == "__main__":

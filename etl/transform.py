@@ -38,6 +38,7 @@ class TransformParams:
     anomaly_k: float = 3.0  # robust sigmas that make a reading anomalous; twice as many: critical
     anomaly_min_change: float = 0.6  # ... and at least this relative change from the median (noise is 15 %)
     health_failure_rate: float = 0.05  # trailing 30-day share of failed hours that calls for replacement
+    health_min_hours: int = 168  # ... judged only on at least a week of hours
     underused_ratio: float = 0.25  # a door under this share of its siblings' median share is underused
     incident_gap_seconds: float = 300.0  # flagged readings of an axis closer than this are one incident
     incident_min_readings: int = 3  # fewer flagged readings than this are noise, not an incident

@@ -180,6 +180,22 @@ class DoorMartsTest(unittest.TestCase):
         self.assertFalse(got.loc[("Paris", 0, dt.date(2024, 10, 24)), "underused"])
         self.assertFalse(got.loc[("London", 0, dt.date(2024, 10, 24)), "underused"], "a lone door has no siblings")
 
+    def test_health_gives_no_warning_on_less_than_a_week_of_history(self) -> None:
+        first_days = self.readings[self.readings.ts < START + pd.Timedelta(days=3)].copy()
+        failing = (
+            (first_days.store == "Paris")
+            & (first_days.sensor_id == 0)
+            & (first_days.ts < START + pd.Timedelta(hours=12))
+        )
+        first_days.loc[failing, "count"] = pd.NA
+        lake = write_lake(Path(self.tmp.name, "young"), first_days, START, START + pd.Timedelta(days=3))
+        transform(lake, self.params)
+        got = read_mart(lake, "door_health").to_pandas().set_index(["store", "sensor_id", "local_date"]).sort_index()
+        young = got.loc[("Paris", 0)]
+        self.assertGreater(young.failure_rate_30d.max(), self.params.health_failure_rate, "the rate is shown ...")
+        self.assertTrue((young.hours_30d < self.params.health_min_hours).all())
+        self.assertFalse(young.replacement_warning.any(), "... but a few days are no grounds for a replacement")
+
     def test_an_incremental_run_equals_a_full_rebuild(self) -> None:
         root = Path(self.tmp.name, "incremental")
         lake = write_lake(root, self.readings, START, SPLIT)

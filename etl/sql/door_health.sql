@@ -11,6 +11,7 @@ rates AS (
         *,
         sum(failed_readings) OVER last_7 / sum(hours) OVER last_7 AS failure_rate_7d,
         sum(failed_readings) OVER last_30 / sum(hours) OVER last_30 AS failure_rate_30d,
+        sum(hours) OVER last_30 AS hours_30d,
         sum(failed_readings) OVER week_before / nullif(sum(hours) OVER week_before, 0) AS failure_rate_prev_7d,
         sum(visits) OVER last_30 AS visits_30d
     FROM daily
@@ -45,7 +46,9 @@ final AS (
         failure_rate_7d,
         failure_rate_30d,
         failure_rate_7d - failure_rate_prev_7d AS failure_trend,
-        failure_rate_30d > $health_failure_rate AS replacement_warning,
+        hours_30d,
+        -- A rate over a few hours says little: one failed hour of a new lake would be 100 %.
+        failure_rate_30d > $health_failure_rate AND hours_30d >= $health_min_hours AS replacement_warning,
         traffic_share,
         median_share,
         doors > 1 AND traffic_share < $underused_ratio * median_share AS underused,

@@ -23,6 +23,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop(process: subprocess.Popen) -> None:
+    """Terminate a child process, and kill it if it does not end within 10 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 class ApiServer:
     """`uvicorn api.app:app` on a free port; a context manager that always stops it."""
 
@@ -54,13 +65,8 @@ class ApiServer:
 
     def __exit__(self, *exc) -> None:
         self.session.close()
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        if self.process:
+            stop(self.process)
         if self.process and self.process.stdout:
             self.process.stdout.close()
 

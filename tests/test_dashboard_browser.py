@@ -18,7 +18,7 @@ import requests
 
 from dashboard import source
 from tests.dashboard_support import built_lake, copy_of
-from tests.support import ROOT, free_port
+from tests.support import ROOT, free_port, stop
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -59,13 +59,8 @@ class StreamlitServer:
         raise RuntimeError("streamlit did not answer /_stcore/health within 60 s")
 
     def __exit__(self, *exc) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        if self.process:
+            stop(self.process)
         self.log.close()
 
 

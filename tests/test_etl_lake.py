@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import os
@@ -10,6 +11,7 @@ import sys
 import tempfile
 import time
 import unittest
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -144,45 +146,42 @@ class LakeMechanicsTest(unittest.TestCase):
             self.assertEqual(lake.remove_stale_temporaries(), 1)
             self.assertEqual(list(part.iterdir()), [])
 
+    @contextlib.contextmanager
+    def lock_held_by_another_process(self, lake: str, *scopes: str) -> Iterator[subprocess.Popen]:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import sys, time; from etl.lake import Lake\n"
+             "with Lake(sys.argv[1]).lock(5, *sys.argv[2:]):\n    print('held', flush=True); time.sleep(30)",
+             lake, *scopes],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            self.assertEqual(holder.stdout.readline().strip(), "held")
+            yield holder
+        finally:
+            holder.kill()
+            holder.wait(timeout=10)
+            holder.stdout.close()
+
     def test_the_lock_times_out_with_the_holder(self) -> None:
         with tempfile.TemporaryDirectory() as tmp:
-            holder = subprocess.Popen(
-                [sys.executable, "-c", "import sys, time; from etl.lake import Lake\n"
-                 "with Lake(sys.argv[1]).lock(5):\n    print('held', flush=True); time.sleep(30)", tmp],
-                cwd=ROOT, stdout=subprocess.PIPE, text=True,
-            )  # fmt: skip
-            try:
-                self.assertEqual(holder.stdout.readline().strip(), "held")
+            with self.lock_held_by_another_process(tmp) as holder:
                 began = time.monotonic()
                 with self.assertRaisesRegex(LakeBusy, f"locked by pid {holder.pid} since"), Lake(tmp).lock(0.3):
                     pass
                 self.assertLess(time.monotonic() - began, 5)
-            finally:
-                holder.kill()
-                holder.wait(timeout=10)
             with Lake(tmp).lock(1):
                 pass  # a dead holder's lock is released by the kernel
 
     def test_lock_scopes_let_the_two_pulls_run_side_by_side_but_not_a_transform(self) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            holder = subprocess.Popen(
-                [sys.executable, "-c", "import sys, time; from etl.lake import Lake\n"
-                 "with Lake(sys.argv[1]).lock(5, 'doors'):\n    print('held', flush=True); time.sleep(30)", tmp],
-                cwd=ROOT, stdout=subprocess.PIPE, text=True,
-            )  # fmt: skip
-            try:
-                self.assertEqual(holder.stdout.readline().strip(), "held")
-                with Lake(tmp).lock(0.3, "robots"), Lake(tmp).lock(0.3, "marts"):
-                    pass  # other scopes are free
-                for scopes in [("doors",), ()]:  # the same scope, or the whole lake, waits
-                    busy = self.assertRaisesRegex(LakeBusy, r"\(doors\) is locked by pid")
-                    with self.subTest(scopes=scopes), busy, Lake(tmp).lock(0.3, *scopes):
-                        pass
-                with self.assertRaisesRegex(ValueError, "lock scope 'door' is not one of"), Lake(tmp).lock(1, "door"):
+        with tempfile.TemporaryDirectory() as tmp, self.lock_held_by_another_process(tmp, "doors"):
+            with Lake(tmp).lock(0.3, "robots"), Lake(tmp).lock(0.3, "marts"):
+                pass  # other scopes are free
+            for scopes in [("doors",), ()]:  # the same scope, or the whole lake, waits
+                busy = self.assertRaisesRegex(LakeBusy, r"\(doors\) is locked by pid")
+                with self.subTest(scopes=scopes), busy, Lake(tmp).lock(0.3, *scopes):
                     pass
-            finally:
-                holder.kill()
-                holder.wait(timeout=10)
+            with self.assertRaisesRegex(ValueError, "lock scope 'door' is not one of"), Lake(tmp).lock(1, "door"):
+                pass
 
     def test_progress_shows_on_a_terminal_only(self) -> None:
         class Tty(io.StringIO):

@@ -43,6 +43,7 @@ class TransformParams:
     incident_min_readings: int = 3  # fewer flagged readings than this are noise, not an incident
     maintenance_days: int = 7  # the wear trend is fitted over this many days of bucket means
     maintenance_min_slope: float = 0.02  # sigmas per day: slower than this is no wear trend
+    screen_sigmas: float = 3.0  # robot buckets whose mean moved this many standard errors are judged reading by reading
 
     @property
     def lookback_days(self) -> int:

@@ -5,10 +5,12 @@
 -- flags 4.6 % of healthy samples; short enough that a block covering part of a motion counts.
 -- Readings within the ALERT band are not listed.
 --
--- Only buckets whose mean left the trend are judged reading by reading: an anomaly block moves
--- its bucket's mean by several standard errors (sigma / sqrt(moving samples)), while a
--- healthy bucket's mean stays within $screen_sigmas of them but for a fraction of a percent.
--- A block cut in two by a bucket boundary moves the pair's mean: either test marks a bucket.
+-- Only buckets whose readings left the trend are judged reading by reading. An anomaly block
+-- moves its bucket's mean by several standard errors (sigma / sqrt(moving samples)), and a
+-- short one its squared residuals (about n sigma² in a healthy bucket, a chi-squared with n
+-- degrees of freedom, standard deviation sqrt(2n)). A bucket is judged when either moved
+-- beyond $screen_sigmas of their standard deviations, or when the mean of it and the next
+-- moved that far (a block cut in two by a bucket boundary): a few percent of healthy buckets.
 WITH fitted AS (
     SELECT
         robot_id,
@@ -18,7 +20,9 @@ WITH fitted AS (
         intercept,
         sigma,
         moving_samples AS n,
-        (mean - expected) * moving_samples / sigma AS residuals  -- summed, in sigmas
+        (mean - expected) * moving_samples / sigma AS residuals,  -- summed, in sigmas
+        -- the squared residuals summed, in sigma²: about n for a healthy bucket (chi-squared)
+        moving_samples * (std * std + (mean - expected) * (mean - expected)) / (sigma * sigma) AS squares
     FROM robot_fits
     -- a trend of at least 2 hours, from the day before the dates being written (motions at
     -- midnight look into it)
@@ -30,7 +34,7 @@ marked AS (
         a.robot_id,
         a.axis,
         a.bucket_no,
-        abs(a.residuals) / sqrt(a.n) > $screen_sigmas AS alone,
+        abs(a.residuals) / sqrt(a.n) > $screen_sigmas OR (a.squares - a.n) / sqrt(2 * a.n) > $screen_sigmas AS alone,
         coalesce(abs(a.residuals + b.residuals) / sqrt(a.n + b.n) > $screen_sigmas, false) AS with_next
     FROM fitted AS a
     LEFT JOIN fitted AS b ON b.robot_id = a.robot_id AND b.axis = a.axis AND b.bucket_no = a.bucket_no + 1

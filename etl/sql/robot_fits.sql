@@ -87,6 +87,7 @@ final AS (
         b / 300 AS slope,
         (sy - b * sx) / k - b * 2 * 2629728 AS intercept,  -- the line at the epoch (x = -2 * 2629728)
         CAST(k AS INTEGER) AS fit_buckets,
+        sqrt(var) AS std,
         CAST(to_timestamp(bucket_no * 600) AS DATE) AS part_date
     FROM fits
 )

@@ -106,8 +106,11 @@ class Lake:
         """Write a whole file atomically: readers see the old file or the new, never a part."""
         self._write(path, lambda sink: sink.write(data))
 
-    def write_table(self, path: str, table: pa.Table) -> None:
-        self._write(path, lambda sink: pq.write_table(table, sink, compression="zstd", compression_level=1))
+    def write_table(self, path: str, table: pa.Table, use_dictionary: bool | list[str] = True) -> None:
+        def fill(sink) -> None:
+            pq.write_table(table, sink, compression="zstd", compression_level=1, use_dictionary=use_dictionary)
+
+        self._write(path, fill)
 
     def _write(self, path: str, fill) -> None:
         parent = path.rsplit("/", 1)[0]

@@ -4,76 +4,95 @@
 -- samples, not a lone one, is what makes a 2-sigma rule meaningful: a single-sample rule
 -- flags 4.6 % of healthy samples; short enough that a block covering part of a motion counts.
 -- Readings within the ALERT band are not listed.
-WITH fits AS (
-    PIVOT (SELECT robot_id, axis, bucket, slope, intercept, sigma FROM robot_fits WHERE fit_buckets >= 12)
-    ON axis IN ('axis1', 'axis2', 'axis3', 'axis4', 'axis5', 'axis6', 'axis7', 'axis8')
-    USING first(slope) AS s, first(intercept) AS i, first(sigma) AS g
-    GROUP BY robot_id, bucket
+--
+-- Only buckets whose readings left the trend are judged reading by reading. An anomaly block
+-- moves its bucket's mean by several standard errors (sigma / sqrt(moving samples)), and a
+-- short one its squared residuals (about n sigma² in a healthy bucket, a chi-squared with n
+-- degrees of freedom, standard deviation sqrt(2n)). A bucket is judged when either moved
+-- beyond $screen_sigmas of their standard deviations, or when the mean of it and the next
+-- moved that far (a block cut in two by a bucket boundary): a few percent of healthy buckets.
+WITH fitted AS (
+    SELECT
+        robot_id,
+        axis,
+        epoch_us(bucket) // 600000000 AS bucket_no,
+        slope,
+        intercept,
+        sigma,
+        moving_samples AS n,
+        (mean - expected) * moving_samples / sigma AS residuals,  -- summed, in sigmas
+        -- the squared residuals summed, in sigma²: about n for a healthy bucket (chi-squared)
+        moving_samples * (std * std + (mean - expected) * (mean - expected)) / (sigma * sigma) AS squares
+    FROM robot_fits
+    -- a trend of at least 2 hours, from the day before the dates being written (motions at
+    -- midnight look into it)
+    WHERE fit_buckets >= 12 AND bucket >= CAST($first_date AS TIMESTAMP) - INTERVAL 1 DAY
+),
+
+marked AS (
+    SELECT
+        a.robot_id,
+        a.axis,
+        a.bucket_no,
+        abs(a.residuals) / sqrt(a.n) > $screen_sigmas OR (a.squares - a.n) / sqrt(2 * a.n) > $screen_sigmas AS alone,
+        coalesce(abs(a.residuals + b.residuals) / sqrt(a.n + b.n) > $screen_sigmas, false) AS with_next
+    FROM fitted AS a
+    LEFT JOIN fitted AS b ON b.robot_id = a.robot_id AND b.axis = a.axis AND b.bucket_no = a.bucket_no + 1
+),
+
+judged AS (
+    SELECT robot_id, axis, bucket_no FROM marked WHERE alone OR with_next
+    UNION
+    SELECT robot_id, axis, bucket_no + 1 FROM marked WHERE with_next
+),
+
+context AS (
+    -- the judged buckets and one either side: the readings at their edges look 2 samples out
+    SELECT j.robot_id, j.axis, j.bucket_no + o.step AS bucket_no, bool_or(o.step = 0) AS judged
+    FROM judged AS j, (VALUES (-1), (0), (1)) AS o(step)
+    GROUP BY ALL
+),
+
+readings AS (
+    SELECT
+        r.robot_id,
+        c.axis,
+        r.ts,
+        c.judged,
+        [r.axis1, r.axis2, r.axis3, r.axis4, r.axis5, r.axis6, r.axis7, r.axis8][
+            list_position(['axis1', 'axis2', 'axis3', 'axis4', 'axis5', 'axis6', 'axis7', 'axis8'], c.axis)
+        ] AS value,
+        f.slope,
+        f.intercept,
+        f.sigma
+    FROM raw_robots AS r
+    JOIN context AS c ON c.robot_id = r.robot_id AND c.bucket_no = epoch_us(r.ts) // 600000000
+    LEFT JOIN fitted AS f ON f.robot_id = c.robot_id AND f.axis = c.axis AND f.bucket_no = c.bucket_no
 ),
 
 residuals AS (
-    SELECT
-        r.robot_id,
-        r.ts,
-        r.axis1, r.axis2, r.axis3, r.axis4, r.axis5, r.axis6, r.axis7, r.axis8,
-        CASE WHEN r.axis1 <> 0 THEN (r.axis1 - (f.axis1_i + f.axis1_s * epoch(r.ts))) / f.axis1_g END AS z_axis1,
-        CASE WHEN r.axis2 <> 0 THEN (r.axis2 - (f.axis2_i + f.axis2_s * epoch(r.ts))) / f.axis2_g END AS z_axis2,
-        CASE WHEN r.axis3 <> 0 THEN (r.axis3 - (f.axis3_i + f.axis3_s * epoch(r.ts))) / f.axis3_g END AS z_axis3,
-        CASE WHEN r.axis4 <> 0 THEN (r.axis4 - (f.axis4_i + f.axis4_s * epoch(r.ts))) / f.axis4_g END AS z_axis4,
-        CASE WHEN r.axis5 <> 0 THEN (r.axis5 - (f.axis5_i + f.axis5_s * epoch(r.ts))) / f.axis5_g END AS z_axis5,
-        CASE WHEN r.axis6 <> 0 THEN (r.axis6 - (f.axis6_i + f.axis6_s * epoch(r.ts))) / f.axis6_g END AS z_axis6,
-        CASE WHEN r.axis7 <> 0 THEN (r.axis7 - (f.axis7_i + f.axis7_s * epoch(r.ts))) / f.axis7_g END AS z_axis7,
-        CASE WHEN r.axis8 <> 0 THEN (r.axis8 - (f.axis8_i + f.axis8_s * epoch(r.ts))) / f.axis8_g END AS z_axis8
-    FROM raw_robots AS r
-    JOIN fits AS f ON f.robot_id = r.robot_id AND f.bucket = time_bucket(INTERVAL 10 MINUTES, r.ts)
-    -- only the dates being written (and the day before, which motions at midnight look into)
-    WHERE r.ts >= CAST($first_date AS TIMESTAMP) - INTERVAL 1 DAY
+    -- rests (exactly 0) have no residual: they are in no mean
+    SELECT *, CASE WHEN value <> 0 THEN (value - (intercept + slope * epoch(ts))) / sigma END AS z
+    FROM readings
 ),
 
 motions AS (
     SELECT
         robot_id,
+        axis,
         ts,
-        COLUMNS('^axis\d$'),
-        -- the mean over the 5 rows around each reading, rests left out (their residual is null);
-        -- lag/lead arithmetic, 40 % faster here than a windowed avg over a ROWS frame
-        (coalesce(lag(COLUMNS('^z_axis\d$'), 2) OVER by_time, 0) + coalesce(lag(COLUMNS('^z_axis\d$'), 1) OVER by_time, 0)
-            + coalesce(COLUMNS('^z_axis\d$'), 0)
-            + coalesce(lead(COLUMNS('^z_axis\d$'), 1) OVER by_time, 0) + coalesce(lead(COLUMNS('^z_axis\d$'), 2) OVER by_time, 0)
-        ) AS 's_\0',
-        ((lag(COLUMNS('^z_axis\d$'), 2) OVER by_time IS NOT NULL)::INTEGER
-            + (lag(COLUMNS('^z_axis\d$'), 1) OVER by_time IS NOT NULL)::INTEGER
-            + (COLUMNS('^z_axis\d$') IS NOT NULL)::INTEGER
-            + (lead(COLUMNS('^z_axis\d$'), 1) OVER by_time IS NOT NULL)::INTEGER
-            + (lead(COLUMNS('^z_axis\d$'), 2) OVER by_time IS NOT NULL)::INTEGER
-        ) AS 'c_\0'
+        judged,
+        value,
+        -- the 5 rows around each reading, rests left out; lag/lead arithmetic is 40 % faster
+        -- than a windowed avg over a ROWS frame
+        coalesce(lag(z, 2) OVER by_time, 0) + coalesce(lag(z, 1) OVER by_time, 0) + coalesce(z, 0)
+            + coalesce(lead(z, 1) OVER by_time, 0) + coalesce(lead(z, 2) OVER by_time, 0) AS total,
+        (lag(z, 2) OVER by_time IS NOT NULL)::INTEGER + (lag(z, 1) OVER by_time IS NOT NULL)::INTEGER
+            + (z IS NOT NULL)::INTEGER
+            + (lead(z, 1) OVER by_time IS NOT NULL)::INTEGER + (lead(z, 2) OVER by_time IS NOT NULL)::INTEGER
+            AS moving
     FROM residuals
-    WINDOW by_time AS (PARTITION BY robot_id ORDER BY ts)
-),
-
-means AS (
-    SELECT
-        robot_id,
-        ts,
-        COLUMNS('^axis\d$'),
-        -- at least 3 moving samples: a mean of fewer is too noisy to judge
-        CASE WHEN c_z_axis1 >= 3 THEN s_z_axis1 / c_z_axis1 END AS m_z_axis1,
-        CASE WHEN c_z_axis2 >= 3 THEN s_z_axis2 / c_z_axis2 END AS m_z_axis2,
-        CASE WHEN c_z_axis3 >= 3 THEN s_z_axis3 / c_z_axis3 END AS m_z_axis3,
-        CASE WHEN c_z_axis4 >= 3 THEN s_z_axis4 / c_z_axis4 END AS m_z_axis4,
-        CASE WHEN c_z_axis5 >= 3 THEN s_z_axis5 / c_z_axis5 END AS m_z_axis5,
-        CASE WHEN c_z_axis6 >= 3 THEN s_z_axis6 / c_z_axis6 END AS m_z_axis6,
-        CASE WHEN c_z_axis7 >= 3 THEN s_z_axis7 / c_z_axis7 END AS m_z_axis7,
-        CASE WHEN c_z_axis8 >= 3 THEN s_z_axis8 / c_z_axis8 END AS m_z_axis8
-    FROM motions
-),
-
-long AS (
-    UNPIVOT means ON
-        (axis1, m_z_axis1) AS axis1, (axis2, m_z_axis2) AS axis2, (axis3, m_z_axis3) AS axis3,
-        (axis4, m_z_axis4) AS axis4, (axis5, m_z_axis5) AS axis5, (axis6, m_z_axis6) AS axis6,
-        (axis7, m_z_axis7) AS axis7, (axis8, m_z_axis8) AS axis8
-    INTO NAME axis VALUE value, motion_sigmas
+    WINDOW by_time AS (PARTITION BY robot_id, axis ORDER BY ts)
 ),
 
 final AS (
@@ -82,11 +101,12 @@ final AS (
         axis,
         ts,
         value,
-        motion_sigmas,
-        CASE WHEN abs(motion_sigmas) > 4 THEN 'ERROR' ELSE 'ALERT' END AS level,
+        total / moving AS motion_sigmas,
+        CASE WHEN abs(total / moving) > 4 THEN 'ERROR' ELSE 'ALERT' END AS level,
         CAST(ts AS DATE) AS part_date
-    FROM long
-    WHERE value <> 0 AND abs(motion_sigmas) > 2
+    FROM motions
+    -- at least 3 moving samples: a mean of fewer is too noisy to judge
+    WHERE judged AND value <> 0 AND moving >= 3 AND abs(total / moving) > 2
 )
 
 SELECT * FROM final

@@ -4,9 +4,10 @@
 -- chose; a lone flagged reading is noise, not an incident. `level` goes by the incident's median motion size, robust to a single noisy motion;
 -- `peak_level` by its largest.
 WITH intervals AS (
-    SELECT robot_id, median(epoch(ts) - epoch(previous_ts)) AS sample_seconds
-    FROM (SELECT robot_id, ts, lag(ts) OVER (PARTITION BY robot_id ORDER BY ts) AS previous_ts FROM raw_robots)
-    WHERE previous_ts IS NOT NULL
+    -- the median sampling interval, from the buckets' sample counts (a sort of every raw
+    -- reading by time took longer than the rest of the table)
+    SELECT robot_id, median(600.0 / samples) AS sample_seconds
+    FROM robot_fits
     GROUP BY robot_id
 ),
 

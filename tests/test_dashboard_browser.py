@@ -122,6 +122,9 @@ class BrowserTest(unittest.TestCase):
         os.replace(tmp, state)
         version = source.version(self.lake)
         page.wait_for_selector(f"text=Data version {version} (the page", timeout=30_000)
+        # The table's cells reach the DOM a moment after the caption below it: wait for them too.
+        watermark = page.locator("text=2024-12-10T01:00:00Z").first
+        watermark.wait_for(state="attached", timeout=30_000)
         self.assertGreater(page.locator("text=2024-12-10T01:00:00Z").count(), 0, "the new watermark is shown")
         self.assert_no_error(page)
 

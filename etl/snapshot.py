@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from etl.lake import Lake
 from etl.status import lake_status
+from etl.transform import PART_DATES
 
 SNAPSHOT_FILE = "snapshot.json"
 README = """# streamlit_data/
@@ -125,7 +126,9 @@ def copy_mart(lake: Lake, copy: Lake, table: str, cutoff: dt.date | None) -> int
         if cutoff is not None and data is not None and "local_date" in data.column_names:
             data = data.filter(pc.greater_equal(data.column("local_date"), pa.scalar(cutoff, pa.date32())))
         if data is not None and data.num_rows:
-            copy.write_table(target, data)
+            # a cut month file no longer has the rows per date its transform metadata counts
+            metadata = {k: v for k, v in (data.schema.metadata or {}).items() if k != PART_DATES}
+            copy.write_table(target, data.replace_schema_metadata(metadata))
             rows += data.num_rows
     return rows
 

@@ -10,6 +10,7 @@ full rebuild (`--full`), which gives identical output (tested).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import time
@@ -22,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from etl.datasets import DATASETS
 from etl.lake import Lake, Partition
@@ -119,9 +121,11 @@ class Family:
         return [(d, min(d + step, end) - 1) for d in range(first, end, max(1, step))]
 
     def first_day(self, changed: set[int]) -> int:
-        """The first output date to rewrite: the whole partition of the earliest change. For
-        robots also the day before: its last motions look a few samples ahead, into the change."""
-        return month_start(min(changed)) if self.partition == "month" else min(changed) - 1
+        """The first output date to rewrite: the day before the earliest change. A UTC date's
+        hours fall on the local dates either side (door tables); a robot day's last motions look
+        a few samples ahead, into the next. Month partitions keep their rows dated before it
+        (see write_mart), when their files say where those rows end (see merge_start)."""
+        return min(changed) - 1
 
 
 FAMILIES = (Family("doors", "door_", "month"), Family("robots", "robot_", "date"))
@@ -178,6 +182,8 @@ def run_family(
     last = days[-1] if days else 0
     names = [n for n in queries if n.startswith(family.prefix)]
     first_day = family.first_day(changed)
+    if family.partition == "month":
+        first_day = merge_start(lake, names, first_day, rebuild)
     # The partitions each table has: all of them for a rebuild (to delete the stale ones); for an
     # increment only those it may read or replace, one stat each (listing 3 years of daily
     # partitions took 15 ms a table, and would grow with the lake).
@@ -283,6 +289,45 @@ def trailing_sums(values: np.ndarray, width: int) -> np.ndarray:
 PREPARE = {"robot_fits": add_robot_bucket_sums}  # helper tables registered before a table's query runs
 
 
+PART_DATES = b"part_dates"  # a month file's schema metadata: [[date, rows], ...] in file order
+
+
+def merge_start(lake: Lake, names: list[str], first_day: int, rebuild: bool) -> int:
+    """The first date a run of month-partitioned tables computes: `first_day`, when the month
+    files holding it can keep their rows dated before it (each lists its dates; a missing file
+    has no rows to keep: runs delete files without rows); else the month's first day (a
+    rebuild, or files written before PART_DATES).
+
+    An hourly increment mid-month then computes 2 output days, not up to 31."""
+    start = month_start(first_day)
+    if rebuild or first_day == start:
+        return start
+    label = Partition(first_day).date.strftime("month=%Y-%m")
+    for name in names:
+        try:
+            with lake.fs.open_input_file(lake.path("marts", name, label, "data.parquet")) as f:
+                metadata = pq.read_schema(f).metadata or {}
+        except FileNotFoundError:
+            continue
+        if PART_DATES not in metadata:
+            return start
+    return first_day
+
+
+def rows_before(table: pa.Table, day: int) -> tuple[pa.Table, list[tuple[dt.date, int]]]:
+    """A month file's rows dated before `day`, and their [(date, rows), ...] (files are sorted
+    by date; PART_DATES counts them)."""
+    counts = [(dt.date.fromisoformat(d), rows) for d, rows in json.loads(table.schema.metadata[PART_DATES])]
+    kept = [(d, rows) for d, rows in counts if d < Partition(day).date]
+    return table.slice(0, sum(rows for _, rows in kept)).replace_schema_metadata(None), kept
+
+
+def with_part_dates(table: pa.Table, part_dates: list[tuple[dt.date, int]]) -> pa.Table:
+    """The month file's rows with its PART_DATES: how many rows each date has, in file order."""
+    listed = json.dumps([[d.isoformat(), int(rows)] for d, rows in part_dates])
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), PART_DATES: listed.encode()})
+
+
 def mart_partitions(lake: Lake, name: str, partition: str, days: range | None = None) -> set[str]:
     """The table's partitions (`date=...` or `month=...`): every one, or those holding `days`."""
     if days is None:
@@ -356,7 +401,8 @@ def write_mart(
 ) -> tuple[int, set[str]]:
     """Replace the table's partitions (`month=YYYY-MM` or `date=YYYY-MM-DD`) for rows dated
     [first_day, until_day]; returns the rows and the partitions written. `existing` (the
-    table's partitions) is kept up to date.
+    table's partitions) is kept up to date. A month file keeps its rows dated before first_day
+    (an increment mid-month: merge_start made sure the file lists them in PART_DATES).
 
     Door tables by month: a year of six of them is 72 files, not 2,190 (each fsynced)."""
     span = {"first": Partition(first_day).date, "until": Partition(until_day).date}
@@ -368,25 +414,52 @@ def write_mart(
     # the time of writing a month of robot_fits), then cut where the label changes.
     days = table.column("part_date").cast(pa.int32()).to_numpy()
     distinct, firsts = np.unique(days, return_index=True)
-    labels = [Partition(int(d)).date.strftime(label) for d in distinct]
+    counts = np.diff([*firsts.tolist(), table.num_rows])
+    dates = [Partition(int(d)).date for d in distinct]
+    labels = [d.strftime(label) for d in dates]
     cuts = [i for i in range(len(labels)) if i == 0 or labels[i] != labels[i - 1]]
-    names = [labels[i] for i in cuts]
-    bounds = [*(int(firsts[i]) for i in cuts), table.num_rows]
+    # per partition: (label, first row, end row, its dates' [[iso date, rows], ...])
+    parts = [
+        (
+            labels[i],
+            int(firsts[i]),
+            int(firsts[j]) if j < len(firsts) else table.num_rows,
+            list(zip(dates[i:j], counts[i:j], strict=True)),
+        )
+        for i, j in zip(cuts, [*cuts[1:], len(distinct)][: len(cuts)], strict=True)
+    ]
     first_label, until_label = (Partition(d).date.strftime(label) for d in (first_day, until_day))
-    for stale in {m for m in existing if first_label <= m <= until_label} - set(names):
+    kept = None  # the rows of first_label's month file dated before first_day, kept
+    if partition == "month" and first_day != month_start(first_day) and first_label in existing:
+        kept, kept_dates = rows_before(
+            lake.read_table(lake.path("marts", name, first_label, "data.parquet")), first_day
+        )
+    files = []
+    for part, lo, hi, part_dates in parts:
+        rows = table.slice(lo, hi - lo).drop_columns(["part_date"])
+        if kept is not None and part == first_label:
+            rows, part_dates = pa.concat_tables([kept, rows]), kept_dates + part_dates
+            kept = None
+        files.append((part, rows, part_dates))
+    if kept is not None and kept.num_rows:  # no new rows in first_label's month: its earlier ones stay
+        files.insert(0, (first_label, kept, kept_dates))
+    for stale in {m for m in existing if first_label <= m <= until_label} - {part for part, _, _ in files}:
         lake.delete(lake.path("marts", name, stale, "data.parquet"))
         existing.discard(stale)
-    files = [
-        (lake.path("marts", name, part, "data.parquet"), table.slice(lo, hi - lo).drop_columns(["part_date"]))
-        for part, lo, hi in zip(names, bounds[:-1], bounds[1:], strict=True)
-    ]
+    if partition == "month":
+        files = [(part, with_part_dates(rows, part_dates), part_dates) for part, rows, part_dates in files]
     # Dictionaries only for text: floats rarely repeat, and a dictionary tried on every float
     # column took most of a robot_fits file's encoding time (4.6 ms instead of 1.8 ms a day).
     text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+
+    def write(file: tuple[str, pa.Table, list]) -> None:
+        lake.write_table(lake.path("marts", name, file[0], "data.parquet"), file[1], use_dictionary=text)
+
     with ThreadPoolExecutor(WRITERS) as pool:
-        list(pool.map(lambda file: lake.write_table(*file, use_dictionary=text), files))
-    existing |= set(names)
-    return table.num_rows, set(names)
+        list(pool.map(write, files))
+    written = {part for part, _, _ in files}
+    existing |= written
+    return table.num_rows, written
 
 
 def add_history(

@@ -216,6 +216,28 @@ class DoorMartsTest(unittest.TestCase):
                 b = read_mart(Lake(str(full)), name).to_pandas().sort_values(list(a.columns))
                 pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
 
+    def test_increments_mid_month_keep_the_months_earlier_rows(self) -> None:
+        # Hour by hour into November's 10th and 11th: each run computes from the day before its
+        # change and keeps the month file's earlier dates (an hourly increment mid-month).
+        root = Path(self.tmp.name, "mid-month")
+        mid = pd.Timestamp("2024-11-10T22:00:00Z")
+        lake = write_lake(root, self.readings, START, mid)
+        transform(lake, self.params)
+        for hour in range(3):
+            write_lake(root, self.readings, mid + pd.Timedelta(hours=hour), mid + pd.Timedelta(hours=hour + 1))
+            self.assertEqual(len(transform(lake, self.params).dates), 1)
+        write_lake(root, self.readings, mid + pd.Timedelta(hours=3), END)
+        transform(lake, self.params)
+        full = Path(self.tmp.name, "mid-month-full")
+        shutil.copytree(root / "raw", full / "raw")
+        shutil.copytree(root / "reference", full / "reference")
+        rebuilt = transform(Lake(str(full)), self.params, full=True)
+        for name in rebuilt.tables:
+            with self.subTest(table=name):
+                a = read_mart(lake, name).to_pandas().sort_values(list(read_mart(lake, name).column_names))
+                b = read_mart(Lake(str(full)), name).to_pandas().sort_values(list(a.columns))
+                pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -128,7 +129,7 @@ class Family:
         return min(changed) - 1
 
 
-FAMILIES = (Family("doors", "door_", "month"), Family("robots", "robot_", "date"))
+FAMILIES = (Family("doors", "door_", "month"), Family("robots", "robot_", "month"))
 
 
 def changed_days(old: dict, new: dict) -> dict[str, set[int]]:
@@ -147,7 +148,10 @@ def transform(lake: Lake, params: TransformParams, full: bool = False, lock_time
     with lake.lock(lock_timeout):
         state = lake.read_state(STATE_KIND)
         versions = raw_versions(lake)
-        rebuild = full or state.get("params") != asdict(params)
+        # A new layout of the marts (robot tables went from date to month files) rebuilds them:
+        # a rebuild deletes the partitions of the old layout, an increment would keep them.
+        layout = {f.prefix: f.partition for f in FAMILIES}
+        rebuild = full or state.get("params") != asdict(params) or state.get("layout") != layout
         changed = changed_days({} if rebuild else state.get("raw", {}), versions)
         summary.dates = [Partition(d).date.isoformat() for d in sorted(set().union(*changed.values()))]
         fleet = json.loads(lake.read_bytes(lake.path("reference", "fleet.json")) or b"{}")
@@ -161,7 +165,9 @@ def transform(lake: Lake, params: TransformParams, full: bool = False, lock_time
             ]
             for run in runs:  # in FAMILIES order, whichever finishes first
                 summary.tables.update(run.result())
-        lake.write_state(STATE_KIND, {"raw": versions, "params": asdict(params), "last_run": summary.line()})
+        lake.write_state(
+            STATE_KIND, {"raw": versions, "params": asdict(params), "layout": layout, "last_run": summary.line()}
+        )
     summary.seconds = round(time.perf_counter() - began, 3)
     return summary
 
@@ -182,8 +188,8 @@ def run_family(
     last = days[-1] if days else 0
     names = [n for n in queries if n.startswith(family.prefix)]
     first_day = family.first_day(changed)
-    if family.partition == "month":
-        first_day = merge_start(lake, names, first_day, rebuild)
+    if family.partition == "month" and not rebuild:
+        first_day = merge_start(lake, names, first_day)
     # The partitions each table has: all of them for a rebuild (to delete the stale ones); for an
     # increment only those it may read or replace, one stat each (listing 3 years of daily
     # partitions took 15 ms a table, and would grow with the lake).
@@ -203,7 +209,10 @@ def run_family(
             if name in PREPARE:
                 PREPARE[name](con)
             con.execute(f"CREATE TEMP TABLE {name} AS {queries[name]}", _bound(queries[name], params, first))
-            count, parts = write_mart(lake, con, name, first, until, family.partition, existing[name])
+            # A month file keeps its rows dated before the chunk, but a rebuild's first chunk
+            # replaces what it finds (stale); its later chunks add to the files it wrote.
+            keep = not rebuild or first != first_day
+            count, parts = write_mart(lake, con, name, first, until, family.partition, existing[name], keep)
             add_history(lake, con, name, first, family.history_days(name, params), existing[name])
             rows[name] += count
             written[name] |= parts
@@ -292,15 +301,15 @@ PREPARE = {"robot_fits": add_robot_bucket_sums}  # helper tables registered befo
 PART_DATES = b"part_dates"  # a month file's schema metadata: [[date, rows], ...] in file order
 
 
-def merge_start(lake: Lake, names: list[str], first_day: int, rebuild: bool) -> int:
+def merge_start(lake: Lake, names: list[str], first_day: int) -> int:
     """The first date a run of month-partitioned tables computes: `first_day`, when the month
     files holding it can keep their rows dated before it (each lists its dates; a missing file
-    has no rows to keep: runs delete files without rows); else the month's first day (a
-    rebuild, or files written before PART_DATES).
+    has no rows to keep: runs delete files without rows); else the month's first day (files
+    written before PART_DATES). A rebuild keeps nothing: it starts at its first change.
 
     An hourly increment mid-month then computes 2 output days, not up to 31."""
     start = month_start(first_day)
-    if rebuild or first_day == start:
+    if first_day == start:
         return start
     label = Partition(first_day).date.strftime("month=%Y-%m")
     for name in names:
@@ -398,11 +407,13 @@ def write_mart(
     until_day: int,
     partition: str,
     existing: set[str],
+    keep: bool = True,
 ) -> tuple[int, set[str]]:
     """Replace the table's partitions (`month=YYYY-MM` or `date=YYYY-MM-DD`) for rows dated
     [first_day, until_day]; returns the rows and the partitions written. `existing` (the
-    table's partitions) is kept up to date. A month file keeps its rows dated before first_day
-    (an increment mid-month: merge_start made sure the file lists them in PART_DATES).
+    table's partitions) is kept up to date. With `keep`, a month file keeps its rows dated
+    before first_day (an increment mid-month: merge_start made sure the file lists them in
+    PART_DATES; or a rebuild's chunk that starts mid-month).
 
     Door tables by month: a year of six of them is 72 files, not 2,190 (each fsynced)."""
     span = {"first": Partition(first_day).date, "until": Partition(until_day).date}
@@ -430,7 +441,7 @@ def write_mart(
     ]
     first_label, until_label = (Partition(d).date.strftime(label) for d in (first_day, until_day))
     kept = None  # the rows of first_label's month file dated before first_day, kept
-    if partition == "month" and first_day != month_start(first_day) and first_label in existing:
+    if keep and partition == "month" and first_day != month_start(first_day) and first_label in existing:
         kept, kept_dates = rows_before(
             lake.read_table(lake.path("marts", name, first_label, "data.parquet")), first_day
         )
@@ -468,18 +479,23 @@ def add_history(
     """Swap the run's own rows dated [first_day - days, first_day) for the written ones.
 
     The run computed those dates only from a short look-back (their first hours without
-    history); the partitions written earlier are complete, which is what a full run sees."""
+    history); the month files written earlier are complete, which is what a full run sees."""
     if days <= 0:
         return
+    since, before = Partition(first_day - days).date, Partition(first_day).date
     earlier = []
-    for day in range(first_day - days, first_day):
-        part = Partition(day).name
+    for part in sorted({Partition(d).date.strftime("month=%Y-%m") for d in range(first_day - days, first_day)}):
         table = lake.read_table(lake.path("marts", name, part, "data.parquet")) if part in existing else None
         if table is not None:
-            earlier.append(table.append_column("part_date", pa.array([Partition(day).date] * table.num_rows)))
-    if not earlier:
+            # each row's date, from the file's rows per date (PART_DATES; files sorted by date)
+            counts = json.loads(table.schema.metadata[PART_DATES])
+            dates = pa.array(np.repeat([dt.date.fromisoformat(d) for d, _ in counts], [n for _, n in counts]))
+            table = table.replace_schema_metadata(None).append_column("part_date", dates.cast(pa.date32()))
+            dates = table.column("part_date")
+            earlier.append(table.filter(pc.and_(pc.greater_equal(dates, since), pc.less(dates, before))))
+    history = pa.concat_tables(earlier) if earlier else None
+    if history is None or not history.num_rows:
         return
-    history = pa.concat_tables(earlier)
     con.register("history_rows", history)
     con.execute(f"DELETE FROM {name} WHERE part_date IN (SELECT DISTINCT part_date FROM history_rows)")
     con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM history_rows")

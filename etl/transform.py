@@ -33,7 +33,7 @@ SQL_DIR = Path(__file__).with_name("sql")
 STATE_KIND = "transform"
 WRITERS = 4  # mart files written at once
 SMALL_RUN_DAYS = 3  # output days up to which DuckDB runs single-threaded (an increment)
-ROBOT_CHUNK_DAYS = 28  # robot output days computed together: 56 took the year's rebuild past 500 MB
+ROBOT_MIN_CHUNK_DAYS = 4  # robot output days computed together: a calendar month, or up to 3 days more
 
 
 @dataclass(frozen=True)
@@ -116,10 +116,22 @@ class Family:
     def chunks(self, first: int, end: int) -> list[tuple[int, int]]:
         """[first, end) in runs of output days computed together, as (first, until) inclusive.
 
-        Door tables are small and go in one run; robot tables (35k samples a day) go four weeks at
-        a time, so that memory stays flat however much is rebuilt."""
-        step = end - first if self.source == "doors" else ROBOT_CHUNK_DAYS
-        return [(d, min(d + step, end) - 1) for d in range(first, end, max(1, step))]
+        Door tables are small and go in one run; robot tables (35k samples a day) go a calendar
+        month at a time, so that memory stays flat however much is rebuilt and each month file is
+        written once (a chunk from mid-month would read the file back and write it again); a
+        piece of fewer than ROBOT_MIN_CHUNK_DAYS (a rebuild from 31 December, an increment across
+        a month's end, the day after the last) goes with the month next to it."""
+        if self.source == "doors":
+            return [(first, end - 1)] if end > first else []
+        cuts = [first]
+        cut = next_month(first)
+        while cut < end:
+            if cut - cuts[-1] >= ROBOT_MIN_CHUNK_DAYS:
+                cuts.append(cut)
+            cut = next_month(cut)
+        if len(cuts) > 1 and end - cuts[-1] < ROBOT_MIN_CHUNK_DAYS:
+            cuts.pop()  # the days past the last month's end (+2 in run_family) go with it
+        return [(a, b - 1) for a, b in zip(cuts, [*cuts[1:], end], strict=True) if b > a]
 
     def first_day(self, changed: set[int]) -> int:
         """The first output date to rewrite: the day before the earliest change. A UTC date's
@@ -256,12 +268,22 @@ def add_robot_bucket_sums(con: duckdb.DuckDBPyConnection) -> None:
     moving = n > 0
     x = np.where(moving, 2.0 * (bucket - 2629728)[:, None] + 1, 0.0)
     y = np.where(moving, mean, 0.0)
-    # the terms, (rows, term, axis): k, x, x², y, xy, n * variance, n (zero without moving samples)
-    terms = np.stack([moving.astype(np.float64), x, x * x, y, x * y, np.where(moving, n * var, 0.0), n], axis=1)
-    grid = np.zeros((int(span.sum()), *terms.shape[1:]))
-    grid[row] = terms
-    sums = trailing_sums(grid, FIT_BUCKETS)[row]
     at, axis = np.nonzero(moving)  # the output rows: (row of `wide`, axis)
+    # the terms, (rows, axis) each, zero without moving samples: one at a time, to keep memory low
+    terms = {
+        "k": lambda: moving.astype(np.float64),
+        "sx": lambda: x,
+        "sxx": lambda: x * x,
+        "sy": lambda: y,
+        "sxy": lambda: x * y,
+        "sm2": lambda: np.where(moving, n * var, 0.0),
+        "sn": lambda: n,
+    }
+    sums = {}
+    grid = np.zeros((int(span.sum()), len(AXES)))
+    for name, term in terms.items():
+        grid[row] = term()
+        sums[name] = trailing_sums(grid, FIT_BUCKETS)[row][at, axis]
     columns = {
         "robot_id": wide.column("robot_id").take(pa.array(at)),
         "axis": pa.array(np.array(AXES)[axis]),
@@ -271,7 +293,7 @@ def add_robot_bucket_sums(con: duckdb.DuckDBPyConnection) -> None:
         "mean": mean[at, axis],
         "var": var[at, axis],
         "x": x[at, axis],
-        **{name: sums[at, i, axis] for i, name in enumerate(("k", "sx", "sxx", "sy", "sxy", "sm2", "sn"))},
+        **sums,
     }
     con.register("robot_bucket_sums", pa.table(columns))
 
@@ -392,6 +414,11 @@ def _bound(sql: str, params: TransformParams, first_day: int) -> dict:
     """The parameters this query names (DuckDB refuses unused ones)."""
     values = {**asdict(params), "first_date": Partition(first_day).date}
     return {k: v for k, v in values.items() if re.search(rf"\${k}\b", sql)}
+
+
+def next_month(day: int) -> int:
+    """The first day of the month after `day`'s."""
+    return month_start(month_start(day) + 31)
 
 
 def month_start(day: int) -> int:

@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import numpy as np
@@ -133,15 +134,26 @@ class Family:
             cuts.pop()  # the days past the last month's end (+2 in run_family) go with it
         return [(a, b - 1) for a, b in zip(cuts, [*cuts[1:], end], strict=True) if b > a]
 
-    def first_day(self, changed: set[int]) -> int:
-        """The first output date to rewrite: the day before the earliest change. A UTC date's
-        hours fall on the local dates either side (door tables); a robot day's last motions look
-        a few samples ahead, into the next. Month partitions keep their rows dated before it
-        (see write_mart), when their files say where those rows end (see merge_start)."""
+    def first_day(self, changed: set[int], fleet: dict) -> int:
+        """The first output date to rewrite: the earliest change, or the day before it when that
+        day's rows look into the change: a robot day's last motions look a few samples ahead; a
+        UTC date's hours fall on the day before's local date in a store west of UTC. Month
+        partitions keep their rows dated before it (see write_mart), when their files say where
+        those rows end (see merge_start). (Door windows look back only.)"""
+        if self.source == "doors" and not west_of_utc(fleet):
+            return min(changed)  # 1 January: December's files are left alone
         return min(changed) - 1
 
 
 FAMILIES = (Family("doors", "door_", "month"), Family("robots", "robot_", "month"))
+
+
+def west_of_utc(fleet: dict) -> bool:
+    """Whether a store's local date can be the day before the UTC date (its clock behind UTC
+    in winter or summer)."""
+    zones = {store["timezone"] for store in fleet.get("stores", [])}
+    days = (dt.datetime(2024, 1, 15), dt.datetime(2024, 7, 15))
+    return any(ZoneInfo(zone).utcoffset(day) < dt.timedelta(0) for zone in zones for day in days)
 
 
 def changed_days(old: dict, new: dict) -> dict[str, set[int]]:
@@ -199,7 +211,7 @@ def run_family(
     days = sorted(Partition.from_iso(d).day for d in versions[family.source])
     last = days[-1] if days else 0
     names = [n for n in queries if n.startswith(family.prefix)]
-    first_day = family.first_day(changed)
+    first_day = family.first_day(changed, fleet)
     if family.partition == "month" and not rebuild:
         first_day = merge_start(lake, names, first_day)
     # The partitions each table has: all of them for a rebuild (to delete the stale ones); for an

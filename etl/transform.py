@@ -1,11 +1,12 @@
 """Run etl/sql/*.sql over the lake in DuckDB and write each result to LAKE/marts/<table>/.
 
 Each .sql file is one SELECT named after the table it produces; a file that names
-another table's file runs after it. Tables come in families by the raw data they read
-(`door_*`: doors, partitioned by month; `robot_*`: robots, by date). A run recomputes only
-the partitions whose raw dates changed since the last run, reading raw data from a
-look-back before them, so every output row sees exactly the history it would see in a
-full rebuild (`--full`), which gives identical output (tested).
+another table's file runs after it (sql/helpers/ holds helper queries, no tables). Tables
+come in families by the raw data they read (`door_*`: doors; `robot_*`: robots), both in
+month files. A run recomputes only the dates from the first changed raw date on (keeping a
+month file's earlier rows), reading raw data from a look-back before them, so every output
+row sees exactly the history it would see in a full rebuild (`--full`), which gives
+identical output (tested).
 """
 
 from __future__ import annotations

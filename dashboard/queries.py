@@ -228,6 +228,17 @@ def failed_hours(src: Listing, f: DoorFilters) -> pd.DataFrame:
 # -- robots -----------------------------------------------------------------------------------
 
 
+def robot_span(src: Listing) -> tuple[dt.date, dt.date] | None:
+    """First and last UTC dates of robot_fits. The transform writes a file per month, most of
+    them partly filled (the last up to the last data): the last date comes from the last file's
+    buckets, not from its month label."""
+    span = src.span("robot_fits")
+    if span is None:
+        return None
+    last = query(src.version, f"SELECT max(bucket) AS last FROM {FILES}", {"files": src.files("robot_fits")[-1:]})
+    return span[0], last["last"].iloc[0].date() if len(last) and pd.notna(last["last"].iloc[0]) else span[1]
+
+
 def robot_signal(src: Listing, robot: str, axis: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
     """The axis's moving-sample mean and its regression trend, in at most MAX_POINTS buckets."""
     files = src.files("robot_fits", start.date() - dt.timedelta(days=1))

@@ -17,7 +17,7 @@ URL = "query-params"
 
 def robot_tab(src: Listing) -> None:
     st.header("Robots")
-    span = src.span("robot_fits")
+    span = queries.robot_span(src)
     axes = reference_axes(src)
     if span is None or axes.empty:
         st.info("No robot data yet: pull and transform a lake with robots.")

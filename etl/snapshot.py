@@ -3,7 +3,7 @@
 The snapshot is itself a lake, with the same layout, cut to recent days:
 
     OUT/marts/door_*/month=YYYY-MM/data.parquet     door marts, the last `door_days` local dates
-    OUT/marts/robot_*/date=YYYY-MM-DD/data.parquet  robot marts, the last `robot_days` dates
+    OUT/marts/robot_*/month=YYYY-MM/data.parquet    robot marts, the last `robot_days` UTC dates
     OUT/raw/robots/date=YYYY-MM-DD/data.parquet     raw samples, the last `raw_robot_days` (simulator fidelity)
     OUT/reference/fleet.json                        the fleet reference
     OUT/snapshot.json                               when, from which lake, and that lake's status
@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from etl.lake import Lake
 from etl.status import lake_status
+from etl.transform import PART_DATES
 
 SNAPSHOT_FILE = "snapshot.json"
 README = """# streamlit_data/
@@ -111,7 +112,8 @@ def write_snapshot(lake: Lake, out_dir: Path, params: SnapshotParams | None = No
 
 def copy_mart(lake: Lake, copy: Lake, table: str, cutoff: dt.date | None) -> int:
     """Copy a mart's partitions from `cutoff` on: date partitions whole, month partitions cut to
-    the rows dated on or after it. Returns the rows copied."""
+    the rows dated on or after it (door marts by `local_date`, robot marts by the rows per UTC
+    date the transform lists in the file). Returns the rows copied."""
     rows = 0
     for path in lake.files("marts", table):
         label = path.rsplit("/", 2)[-2]
@@ -122,10 +124,17 @@ def copy_mart(lake: Lake, copy: Lake, table: str, cutoff: dt.date | None) -> int
                 rows += lake.row_count(path)
             continue
         data = lake.read_table(path)
+        metadata = (data.schema.metadata or {}) if data is not None else {}
         if cutoff is not None and data is not None and "local_date" in data.column_names:
             data = data.filter(pc.greater_equal(data.column("local_date"), pa.scalar(cutoff, pa.date32())))
+        elif cutoff is not None and PART_DATES in metadata:  # robot marts: UTC dates
+            # files are sorted by date: the rows from the cutoff on are the file's tail
+            counts = json.loads(metadata[PART_DATES])
+            data = data.slice(sum(n for date, n in counts if dt.date.fromisoformat(date) < cutoff))
         if data is not None and data.num_rows:
-            copy.write_table(target, data)
+            # a cut month file no longer has the rows per date its transform metadata counts
+            kept = {k: v for k, v in metadata.items() if k != PART_DATES}
+            copy.write_table(target, data.replace_schema_metadata(kept))
             rows += data.num_rows
     return rows
 

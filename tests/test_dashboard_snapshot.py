@@ -38,7 +38,9 @@ class SnapshotTest(unittest.TestCase):
         recent = source[source.local_date >= daily.local_date.min()]
         self.assertEqual(len(daily), len(recent), "every recent row, none older")
         robot_dates = {p.rsplit("/", 2)[-2] for p in copy.files("marts", "robot_fits")}
-        self.assertEqual(robot_dates, {"date=2024-12-09"})
+        self.assertEqual(robot_dates, {"month=2024-12"})
+        fits = read_mart(copy, "robot_fits").to_pandas()
+        self.assertEqual({str(b.date()) for b in fits.bucket}, {"2024-12-09"}, "cut to the last robot_days dates")
         self.assertEqual(len(copy.files("raw", "robots")), 1)
         self.assertEqual(copy.files("raw", "doors"), [], "the dashboard needs no raw door readings")
         info = json.loads((self.out / "snapshot.json").read_text())

@@ -161,6 +161,22 @@ class RobotMartsTest(unittest.TestCase):
                     a.sort_values(key).reset_index(drop=True), b.sort_values(key).reset_index(drop=True)
                 )
 
+    def test_a_lake_of_daily_robot_files_is_rebuilt_by_month_once(self) -> None:
+        root = Path(self.tmp.name, "daily-layout")
+        lake = Lake(str(root))
+        write_fleet(lake)
+        load_days(lake, self.sim, 0, 2)
+        transform(lake, TransformParams())
+        # as the transform left a lake before robot marts were cut by month
+        state = lake.read_state("transform")
+        del state["layout"]
+        lake.write_state("transform", state)
+        old = lake.path("marts", "robot_fits", "date=2024-03-01", "data.parquet")
+        lake.write_table(old, read_mart(lake, "robot_fits").slice(0, 10))
+        self.assertEqual(len(transform(lake, TransformParams()).dates), 2, "everything again")
+        self.assertEqual({p.rsplit("/", 2)[-2] for p in lake.files("marts", "robot_fits")}, {"month=2024-03"})
+        self.assertEqual(transform(lake, TransformParams()).dates, [], "once")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -53,9 +53,11 @@ def hand_built_readings() -> pd.DataFrame:
     return df[~gap].reset_index(drop=True)
 
 
-def write_lake(root: Path, df: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> Lake:
+def write_lake(
+    root: Path, df: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, stores: list[dict] = STORES
+) -> Lake:
     lake = Lake(str(root))
-    lake.write_bytes(lake.path("reference", "fleet.json"), json.dumps({"stores": STORES}).encode())
+    lake.write_bytes(lake.path("reference", "fleet.json"), json.dumps({"stores": stores}).encode())
     part = df[(df.ts >= start) & (df.ts < end)].sort_values(["ts", "store", "sensor_id"])
     table = pa.Table.from_pandas(part, schema=DOORS.schema, preserve_index=False)
     lake.replace_interval(DOORS, table, start.to_pydatetime(), end.to_pydatetime())
@@ -215,6 +217,31 @@ class DoorMartsTest(unittest.TestCase):
                 a = read_mart(lake, name).to_pandas().sort_values(list(read_mart(lake, name).column_names))
                 b = read_mart(Lake(str(full)), name).to_pandas().sort_values(list(a.columns))
                 pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+
+    def test_increments_mid_month_keep_the_months_earlier_rows(self) -> None:
+        # Hour by hour into November's 10th and 11th: each run computes from its change (or the
+        # day before, with a store west of UTC) and keeps the month file's earlier dates.
+        west = [{**s, "timezone": "America/New_York"} if s["name"] == "London" else s for s in STORES]
+        for label, stores in (("european stores", STORES), ("a store west of UTC", west)):
+            with self.subTest(label):
+                root = Path(self.tmp.name, f"mid-month-{len(label)}")
+                mid = pd.Timestamp("2024-11-10T22:00:00Z")
+                lake = write_lake(root, self.readings, START, mid, stores)
+                transform(lake, self.params)
+                for hour in range(3):
+                    at = mid + pd.Timedelta(hours=hour)
+                    write_lake(root, self.readings, at, at + pd.Timedelta(hours=1), stores)
+                    self.assertEqual(len(transform(lake, self.params).dates), 1)
+                write_lake(root, self.readings, mid + pd.Timedelta(hours=3), END, stores)
+                transform(lake, self.params)
+                full = Path(self.tmp.name, f"mid-month-full-{len(label)}")
+                shutil.copytree(root / "raw", full / "raw")
+                shutil.copytree(root / "reference", full / "reference")
+                rebuilt = transform(Lake(str(full)), self.params, full=True)
+                for name in rebuilt.tables:
+                    a = read_mart(lake, name).to_pandas().sort_values(list(read_mart(lake, name).column_names))
+                    b = read_mart(Lake(str(full)), name).to_pandas().sort_values(list(a.columns))
+                    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), obj=name)
 
 
 if __name__ == "__main__":

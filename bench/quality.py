@@ -26,9 +26,10 @@ from api.schemas import EVENTS  # noqa: E402
 from etl.client import ApiClient, iso  # noqa: E402
 from etl.datasets import DOORS, ROBOTS  # noqa: E402
 from etl.lake import Lake  # noqa: E402
+from etl.marts import read_mart  # noqa: E402
 from etl.pull import pull  # noqa: E402
 from etl.settings import EtlSettings  # noqa: E402
-from etl.transform import TransformParams, read_mart, transform  # noqa: E402
+from etl.transform import TransformParams, transform  # noqa: E402
 from etl.wire import decode  # noqa: E402
 from tests.support import ApiServer  # noqa: E402
 

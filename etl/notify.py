@@ -21,8 +21,8 @@ import requests
 
 from etl.client import iso
 from etl.lake import Lake
+from etl.marts import read_mart
 from etl.settings import EtlSettings
-from etl.transform import read_mart
 
 STATE_KIND = "notify"
 SENT_KEYS_KEPT = 5000  # incident keys remembered; older ones have left the alert window anyway

@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from etl.lake import Lake
+from etl.marts import PART_DATES
 from etl.status import lake_status
-from etl.transform import PART_DATES
 
 SNAPSHOT_FILE = "snapshot.json"
 README = """# streamlit_data/

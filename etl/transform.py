@@ -21,19 +21,16 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import duckdb
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from etl.datasets import DATASETS
 from etl.lake import Lake, Partition
+from etl.marts import add_history, mart_partitions, merge_start, next_month, write_mart
+from etl.robot_sums import add_robot_bucket_sums
 
 SQL_DIR = Path(__file__).with_name("sql")
 STATE_KIND = "transform"
-WRITERS = 4  # mart files written at once
 SMALL_RUN_DAYS = 3  # output days up to which DuckDB runs single-threaded (an increment)
 ROBOT_MIN_CHUNK_DAYS = 4  # robot output days computed together: a calendar month, or up to 3 days more
 
@@ -249,137 +246,7 @@ def run_family(
     return rows
 
 
-FIT_BUCKETS = 36  # the trend of a robot bucket: the 36 buckets (6 hours) before it
-AXES = tuple(f"axis{i}" for i in range(1, 9))
-
-
-def add_robot_bucket_sums(con: duckdb.DuckDBPyConnection) -> None:
-    """Register `robot_bucket_sums`, which robot_fits.sql reads: the bucket aggregates of
-    sql/helpers/robot_buckets.sql, one row per robot, axis and bucket with moving samples, with
-    the sums over the 36 buckets before it in time of its fit's terms (see robot_fits.sql).
-
-    In numpy because a trailing sum over a dense grid is a few shifted additions of whole
-    arrays, where DuckDB's window sums (one core, a sort by robot, axis and bucket, 7 frames)
-    took 90 % of robot_fits' time. The sums are exact for x and x² (whole numbers under 2^53),
-    rounded like any sum for the others."""
-    wide = con.sql((SQL_DIR / "helpers" / "robot_buckets.sql").read_text()).to_arrow_table()
-    robots, robot_of = np.unique(wide.column("robot_id").to_numpy(zero_copy_only=False), return_inverse=True)
-    bucket = wide.column("bucket_no").to_numpy()
-    first = np.full(len(robots), np.iinfo(np.int64).max)
-    last = np.full(len(robots), np.iinfo(np.int64).min)
-    np.minimum.at(first, robot_of, bucket)
-    np.maximum.at(last, robot_of, bucket)
-    # A dense grid: each robot's buckets from its first to its last, after FIT_BUCKETS empty
-    # rows, so that a row's FIT_BUCKETS predecessors are its 6 hours even across gaps in the
-    # data, and never another robot's buckets.
-    span = last - first + 1 + FIT_BUCKETS
-    start = np.cumsum(span) - span + FIT_BUCKETS
-    row = start[robot_of] + bucket - first[robot_of]
-    n = np.stack([wide.column(f"n_{a}").to_numpy() for a in AXES], axis=1).astype(np.float64)
-    mean = np.stack([wide.column(f"y_{a}").to_numpy(zero_copy_only=False) for a in AXES], axis=1)
-    var = np.stack([wide.column(f"v_{a}").to_numpy(zero_copy_only=False) for a in AXES], axis=1)
-    moving = n > 0
-    x = np.where(moving, 2.0 * (bucket - 2629728)[:, None] + 1, 0.0)
-    y = np.where(moving, mean, 0.0)
-    at, axis = np.nonzero(moving)  # the output rows: (row of `wide`, axis)
-    # the terms, (rows, axis) each, zero without moving samples: one at a time, to keep memory low
-    terms = {
-        "k": lambda: moving.astype(np.float64),
-        "sx": lambda: x,
-        "sxx": lambda: x * x,
-        "sy": lambda: y,
-        "sxy": lambda: x * y,
-        "sm2": lambda: np.where(moving, n * var, 0.0),
-        "sn": lambda: n,
-    }
-    sums = {}
-    grid = np.zeros((int(span.sum()), len(AXES)))
-    for name, term in terms.items():
-        grid[row] = term()
-        sums[name] = trailing_sums(grid, FIT_BUCKETS)[row][at, axis]
-    columns = {
-        "robot_id": wide.column("robot_id").take(pa.array(at)),
-        "axis": pa.array(np.array(AXES)[axis]),
-        "bucket_no": bucket[at],
-        "samples": wide.column("samples").to_numpy()[at],
-        "n": n[at, axis],
-        "mean": mean[at, axis],
-        "var": var[at, axis],
-        "x": x[at, axis],
-        **sums,
-    }
-    con.register("robot_bucket_sums", pa.table(columns))
-
-
-def trailing_sums(values: np.ndarray, width: int) -> np.ndarray:
-    """out[i] = values[i - width:i].sum(axis=0) (rows before the first count as zeros).
-
-    Blocks of 1, 2, 4, ... rows ending at each row, each the sum of two of the one before:
-    log2(width) additions of whole arrays, no cumulative sum (which would lose digits)."""
-    out = np.zeros_like(values)
-    block, spare = values.copy(), np.empty_like(values)  # block[j]: the sum of the `size` rows ending at j
-    size, covered = 1, 0  # out[i] holds the `covered` rows before i
-    while size <= width:
-        if width & size:  # add the block ending just before what out already covers
-            out[covered + 1 :] += block[: len(values) - covered - 1]
-            covered += size
-        spare[:size] = block[:size]
-        np.add(block[size:], block[:-size], out=spare[size:])
-        block, spare = spare, block
-        size *= 2
-    return out
-
-
 PREPARE = {"robot_fits": add_robot_bucket_sums}  # helper tables registered before a table's query runs
-
-
-PART_DATES = b"part_dates"  # a month file's schema metadata: [[date, rows], ...] in file order
-
-
-def merge_start(lake: Lake, names: list[str], first_day: int) -> int:
-    """The first date a run of month-partitioned tables computes: `first_day`, when the month
-    files holding it can keep their rows dated before it (each lists its dates; a missing file
-    has no rows to keep: runs delete files without rows); else the month's first day (files
-    written before PART_DATES). A rebuild keeps nothing: it starts at its first change.
-
-    An hourly increment mid-month then computes 2 output days, not up to 31."""
-    start = month_start(first_day)
-    if first_day == start:
-        return start
-    label = Partition(first_day).date.strftime("month=%Y-%m")
-    for name in names:
-        try:
-            with lake.fs.open_input_file(lake.path("marts", name, label, "data.parquet")) as f:
-                metadata = pq.read_schema(f).metadata or {}
-        except FileNotFoundError:
-            continue
-        if PART_DATES not in metadata:
-            return start
-    return first_day
-
-
-def rows_before(table: pa.Table, day: int) -> tuple[pa.Table, list[tuple[dt.date, int]]]:
-    """A month file's rows dated before `day`, and their [(date, rows), ...] (files are sorted
-    by date; PART_DATES counts them)."""
-    counts = [(dt.date.fromisoformat(d), rows) for d, rows in json.loads(table.schema.metadata[PART_DATES])]
-    kept = [(d, rows) for d, rows in counts if d < Partition(day).date]
-    return table.slice(0, sum(rows for _, rows in kept)).replace_schema_metadata(None), kept
-
-
-def with_part_dates(table: pa.Table, part_dates: list[tuple[dt.date, int]]) -> pa.Table:
-    """The month file's rows with its PART_DATES: how many rows each date has, in file order."""
-    listed = json.dumps([[d.isoformat(), int(rows)] for d, rows in part_dates])
-    return table.replace_schema_metadata({**(table.schema.metadata or {}), PART_DATES: listed.encode()})
-
-
-def mart_partitions(lake: Lake, name: str, partition: str, days: range | None = None) -> set[str]:
-    """The table's partitions (`date=...` or `month=...`): every one, or those holding `days`."""
-    if days is None:
-        return {path.rsplit("/", 2)[-2] for path in lake.files("marts", name)}
-    label = "month=%Y-%m" if partition == "month" else "date=%Y-%m-%d"
-    parts = sorted({Partition(d).date.strftime(label) for d in days})
-    infos = lake.fs.get_file_info([lake.path("marts", name, part, "data.parquet") for part in parts])
-    return {part for part, info in zip(parts, infos, strict=True) if info.type == pafs.FileType.File}
 
 
 def connect(
@@ -427,122 +294,3 @@ def _bound(sql: str, params: TransformParams, first_day: int) -> dict:
     """The parameters this query names (DuckDB refuses unused ones)."""
     values = {**asdict(params), "first_date": Partition(first_day).date}
     return {k: v for k, v in values.items() if re.search(rf"\${k}\b", sql)}
-
-
-def next_month(day: int) -> int:
-    """The first day of the month after `day`'s."""
-    return month_start(month_start(day) + 31)
-
-
-def month_start(day: int) -> int:
-    date = Partition(day).date
-    return Partition.from_iso(date.replace(day=1).isoformat()).day
-
-
-def write_mart(
-    lake: Lake,
-    con: duckdb.DuckDBPyConnection,
-    name: str,
-    first_day: int,
-    until_day: int,
-    partition: str,
-    existing: set[str],
-    keep: bool = True,
-) -> tuple[int, set[str]]:
-    """Replace the table's partitions (`month=YYYY-MM` or `date=YYYY-MM-DD`) for rows dated
-    [first_day, until_day]; returns the rows and the partitions written. `existing` (the
-    table's partitions) is kept up to date. With `keep`, a month file keeps its rows dated
-    before first_day (an increment mid-month: merge_start made sure the file lists them in
-    PART_DATES; or a rebuild's chunk that starts mid-month).
-
-    Door tables by month: a year of six of them is 72 files, not 2,190 (each fsynced)."""
-    span = {"first": Partition(first_day).date, "until": Partition(until_day).date}
-    # Sorted by partition, then by the leading (key) columns: files compress well and read in order.
-    query = f"SELECT * FROM {name} WHERE part_date BETWEEN $first AND $until ORDER BY part_date, 1, 2, 3"
-    table = con.sql(query, params=span).to_arrow_table()
-    label = "month=%Y-%m" if partition == "month" else "date=%Y-%m-%d"
-    # Rows come sorted by date: label each distinct date (strftime on every row took 40 % of
-    # the time of writing a month of robot_fits), then cut where the label changes.
-    days = table.column("part_date").cast(pa.int32()).to_numpy()
-    distinct, firsts = np.unique(days, return_index=True)
-    counts = np.diff([*firsts.tolist(), table.num_rows])
-    dates = [Partition(int(d)).date for d in distinct]
-    labels = [d.strftime(label) for d in dates]
-    cuts = [i for i in range(len(labels)) if i == 0 or labels[i] != labels[i - 1]]
-    # per partition: (label, first row, end row, its dates' [[iso date, rows], ...])
-    parts = [
-        (
-            labels[i],
-            int(firsts[i]),
-            int(firsts[j]) if j < len(firsts) else table.num_rows,
-            list(zip(dates[i:j], counts[i:j], strict=True)),
-        )
-        for i, j in zip(cuts, [*cuts[1:], len(distinct)][: len(cuts)], strict=True)
-    ]
-    first_label, until_label = (Partition(d).date.strftime(label) for d in (first_day, until_day))
-    kept = None  # the rows of first_label's month file dated before first_day, kept
-    if keep and partition == "month" and first_day != month_start(first_day) and first_label in existing:
-        kept, kept_dates = rows_before(
-            lake.read_table(lake.path("marts", name, first_label, "data.parquet")), first_day
-        )
-    files = []
-    for part, lo, hi, part_dates in parts:
-        rows = table.slice(lo, hi - lo).drop_columns(["part_date"])
-        if kept is not None and part == first_label:
-            rows, part_dates = pa.concat_tables([kept, rows]), kept_dates + part_dates
-            kept = None
-        files.append((part, rows, part_dates))
-    if kept is not None and kept.num_rows:  # no new rows in first_label's month: its earlier ones stay
-        files.insert(0, (first_label, kept, kept_dates))
-    for stale in {m for m in existing if first_label <= m <= until_label} - {part for part, _, _ in files}:
-        lake.delete(lake.path("marts", name, stale, "data.parquet"))
-        existing.discard(stale)
-    if partition == "month":
-        files = [(part, with_part_dates(rows, part_dates), part_dates) for part, rows, part_dates in files]
-    # Dictionaries only for text: floats rarely repeat, and a dictionary tried on every float
-    # column took most of a robot_fits file's encoding time (4.6 ms instead of 1.8 ms a day).
-    text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-
-    def write(file: tuple[str, pa.Table, list]) -> None:
-        lake.write_table(lake.path("marts", name, file[0], "data.parquet"), file[1], use_dictionary=text)
-
-    with ThreadPoolExecutor(WRITERS) as pool:
-        list(pool.map(write, files))
-    written = {part for part, _, _ in files}
-    existing |= written
-    return table.num_rows, written
-
-
-def add_history(
-    lake: Lake, con: duckdb.DuckDBPyConnection, name: str, first_day: int, days: int, existing: set[str]
-) -> None:
-    """Swap the run's own rows dated [first_day - days, first_day) for the written ones.
-
-    The run computed those dates only from a short look-back (their first hours without
-    history); the month files written earlier are complete, which is what a full run sees."""
-    if days <= 0:
-        return
-    since, before = Partition(first_day - days).date, Partition(first_day).date
-    earlier = []
-    for part in sorted({Partition(d).date.strftime("month=%Y-%m") for d in range(first_day - days, first_day)}):
-        table = lake.read_table(lake.path("marts", name, part, "data.parquet")) if part in existing else None
-        if table is not None:
-            # each row's date, from the file's rows per date (PART_DATES; files sorted by date)
-            counts = json.loads(table.schema.metadata[PART_DATES])
-            dates = pa.array(np.repeat([dt.date.fromisoformat(d) for d, _ in counts], [n for _, n in counts]))
-            table = table.replace_schema_metadata(None).append_column("part_date", dates.cast(pa.date32()))
-            dates = table.column("part_date")
-            earlier.append(table.filter(pc.and_(pc.greater_equal(dates, since), pc.less(dates, before))))
-    history = pa.concat_tables(earlier) if earlier else None
-    if history is None or not history.num_rows:
-        return
-    con.register("history_rows", history)
-    con.execute(f"DELETE FROM {name} WHERE part_date IN (SELECT DISTINCT part_date FROM history_rows)")
-    con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM history_rows")
-    con.unregister("history_rows")
-
-
-def read_mart(lake: Lake, name: str) -> pa.Table | None:
-    """A whole mart table (the reader's view: every monthly file)."""
-    tables = [lake.read_table(path) for path in lake.files("marts", name)]
-    return pa.concat_tables(tables) if tables else None

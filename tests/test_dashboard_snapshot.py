@@ -10,8 +10,8 @@ import unittest
 from pathlib import Path
 
 from etl.lake import Lake
+from etl.marts import read_mart
 from etl.snapshot import SnapshotParams, write_snapshot
-from etl.transform import read_mart
 from tests.dashboard_support import built_lake
 from tests.support import ROOT
 

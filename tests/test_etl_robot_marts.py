@@ -16,7 +16,8 @@ from api.fleet import load_fleet
 from api.simulate.robots import RobotSimulator
 from etl.datasets import ROBOTS
 from etl.lake import Lake
-from etl.transform import TransformParams, read_mart, transform
+from etl.marts import read_mart
+from etl.transform import TransformParams, transform
 
 UTC = dt.UTC
 START = dt.datetime(2024, 3, 1, tzinfo=UTC)

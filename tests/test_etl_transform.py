@@ -15,7 +15,8 @@ import pyarrow as pa
 
 from etl.datasets import DOORS
 from etl.lake import Lake
-from etl.transform import TransformParams, read_mart, transform
+from etl.marts import read_mart
+from etl.transform import TransformParams, transform
 
 UTC = dt.UTC
 STORES = [

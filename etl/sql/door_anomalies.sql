@@ -3,16 +3,21 @@
 -- by at least $anomaly_min_change of the median. Failed, partial and incomplete readings
 -- are neither judged nor part of a baseline.
 WITH hourly_sensor AS (
+    -- The largest input (every door-hour of the look-back), and only the run's own dates are
+    -- written: a join to the same weekday and hour of the previous weeks judges just those rows,
+    -- where a window would compute a baseline for every row of the look-back (an hourly
+    -- increment: 2 days judged instead of 59). Same frame as the windows below.
     SELECT
-        'hour' AS resolution, 'sensor' AS grain, store, sensor_id, ts, local_date, local_hour, visits,
-        median(visits) OVER w AS baseline,
-        1.4826 * mad(visits) OVER w AS spread,
-        count(visits) OVER w AS periods
-    FROM door_hourly_sensor
-    WINDOW w AS (
-        PARTITION BY store, sensor_id, weekday, local_hour ORDER BY local_date
-        RANGE BETWEEN to_days(7 * $anomaly_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
-    )
+        'hour' AS resolution, 'sensor' AS grain, t.store, t.sensor_id, t.ts, t.local_date, t.local_hour, t.visits,
+        median(h.visits) AS baseline,
+        1.4826 * mad(h.visits) AS spread,
+        count(h.visits) AS periods
+    FROM door_hourly_sensor AS t
+    LEFT JOIN door_hourly_sensor AS h
+        ON h.store = t.store AND h.sensor_id = t.sensor_id AND h.weekday = t.weekday AND h.local_hour = t.local_hour
+        AND h.local_date BETWEEN t.local_date - to_days(7 * $anomaly_weeks) AND t.local_date - INTERVAL 1 DAY
+    WHERE t.local_date >= $first_date
+    GROUP BY t.store, t.sensor_id, t.ts, t.local_date, t.local_hour, t.visits
 ),
 
 hourly_store AS (

@@ -2,22 +2,25 @@
 -- than $anomaly_k robust sigmas (median and MAD of the previous $anomaly_weeks weeks) and
 -- by at least $anomaly_min_change of the median. Failed, partial and incomplete readings
 -- are neither judged nor part of a baseline.
-WITH hourly_sensor AS (
-    -- The largest input (every door-hour of the look-back), and only the run's own dates are
-    -- written: a join to the same weekday and hour of the previous weeks judges just those rows,
-    -- where a window would compute a baseline for every row of the look-back (an hourly
-    -- increment: 2 days judged instead of 59). Same frame as the windows below.
+WITH judged_weekdays AS (
+    -- Only the run's own dates are written, and a baseline looks at the same weekday only: the
+    -- other weekdays' rows are left out before the windows (an hourly increment then computes
+    -- 2 weekdays' windows, not 7; a full run, all of them).
+    SELECT DISTINCT weekday FROM door_daily_sensor WHERE local_date >= $first_date
+),
+
+hourly_sensor AS (
     SELECT
-        'hour' AS resolution, 'sensor' AS grain, t.store, t.sensor_id, t.ts, t.local_date, t.local_hour, t.visits,
-        median(h.visits) AS baseline,
-        1.4826 * mad(h.visits) AS spread,
-        count(h.visits) AS periods
-    FROM door_hourly_sensor AS t
-    LEFT JOIN door_hourly_sensor AS h
-        ON h.store = t.store AND h.sensor_id = t.sensor_id AND h.weekday = t.weekday AND h.local_hour = t.local_hour
-        AND h.local_date BETWEEN t.local_date - to_days(7 * $anomaly_weeks) AND t.local_date - INTERVAL 1 DAY
-    WHERE t.local_date >= $first_date
-    GROUP BY t.store, t.sensor_id, t.ts, t.local_date, t.local_hour, t.visits
+        'hour' AS resolution, 'sensor' AS grain, store, sensor_id, ts, local_date, local_hour, visits,
+        median(visits) OVER w AS baseline,
+        1.4826 * mad(visits) OVER w AS spread,
+        count(visits) OVER w AS periods
+    FROM door_hourly_sensor
+    WHERE weekday IN (SELECT weekday FROM judged_weekdays)
+    WINDOW w AS (
+        PARTITION BY store, sensor_id, weekday, local_hour ORDER BY local_date
+        RANGE BETWEEN to_days(7 * $anomaly_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
+    )
 ),
 
 hourly_store AS (
@@ -28,6 +31,7 @@ hourly_store AS (
         1.4826 * mad(CASE WHEN NOT incomplete THEN visits END) OVER w AS spread,
         count(CASE WHEN NOT incomplete THEN visits END) OVER w AS periods
     FROM door_hourly_store
+    WHERE weekday IN (SELECT weekday FROM judged_weekdays)
     WINDOW w AS (
         PARTITION BY store, weekday, local_hour ORDER BY local_date
         RANGE BETWEEN to_days(7 * $anomaly_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
@@ -44,6 +48,7 @@ daily_sensor AS (
         count(CASE WHEN NOT partial AND NOT incomplete THEN visits END) OVER w AS periods
     FROM door_daily_sensor
     JOIN stores AS s ON s.name = store
+    WHERE weekday IN (SELECT weekday FROM judged_weekdays)
     WINDOW w AS (
         PARTITION BY store, sensor_id, weekday ORDER BY local_date
         RANGE BETWEEN to_days(7 * $anomaly_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
@@ -60,6 +65,7 @@ daily_store AS (
         count(CASE WHEN NOT partial AND NOT incomplete THEN visits END) OVER w AS periods
     FROM door_daily_store
     JOIN stores AS s ON s.name = store
+    WHERE weekday IN (SELECT weekday FROM judged_weekdays)
     WINDOW w AS (
         PARTITION BY store, weekday ORDER BY local_date
         RANGE BETWEEN to_days(7 * $anomaly_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING

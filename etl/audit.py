@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from etl.client import iso, parse_iso
 from etl.datasets import Dataset
-from etl.lake import Lake, Partition, day_of, repeated_keys
+from etl.lake import Lake, repeated_keys
 
 MAX_LISTED = 5  # sensors named in a finding; the count says how many more
 
@@ -59,7 +59,7 @@ def audit_span(lake: Lake, data: Dataset, start: dt.datetime, end: dt.datetime) 
     """Compare the lake's rows in [start, end) with the grid the fleet reference implies."""
     audit = Audit(data.kind, iso(start), iso(end))
     fleet = json.loads(lake.read_bytes(lake.path("reference", "fleet.json")) or b"{}")
-    table = read_span(lake, data, start, end)
+    table = lake.read_interval(data, start, end)
     audit.rows = table.num_rows
     audit.duplicates = int(repeated_keys(table, data.key).sum()) if table.num_rows else 0
     found = sensor_counts(table, data)
@@ -68,17 +68,6 @@ def audit_span(lake: Lake, data: Dataset, start: dt.datetime, end: dt.datetime) 
         if found.get(sensor, 0) != expected:
             audit.incomplete.append(f"{sensor}: {found.get(sensor, 0)} of {expected}")
     return audit
-
-
-def read_span(lake: Lake, data: Dataset, start: dt.datetime, end: dt.datetime) -> pa.Table:
-    tables = []
-    for day in range(day_of(start), day_of(end - dt.timedelta(microseconds=1)) + 1):
-        part = lake.read_partition(data, Partition(day))
-        if part is not None:
-            ts = part.column("ts")
-            keep = pc.and_(pc.greater_equal(ts, pa.scalar(start, ts.type)), pc.less(ts, pa.scalar(end, ts.type)))
-            tables.append(part.filter(keep))
-    return pa.concat_tables(tables) if tables else data.schema.empty_table()
 
 
 def sensor_counts(table: pa.Table, data: Dataset) -> dict[str, int]:

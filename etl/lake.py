@@ -72,6 +72,17 @@ def day_of(value: dt.datetime) -> int:
     return (value - EPOCH) // dt.timedelta(days=1)
 
 
+def days_of(start: dt.datetime, end: dt.datetime) -> range:
+    """The UTC dates (as days since the epoch) that [start, end) touches."""
+    return range(day_of(start), day_of(end - dt.timedelta(microseconds=1)) + 1)
+
+
+def outside_interval(table: pa.Table, start: dt.datetime, end: dt.datetime) -> pa.ChunkedArray:
+    """True for the rows whose `ts` is not in [start, end)."""
+    ts = table.column("ts").cast(pa.int64())
+    return pc.or_(pc.less(ts, to_us(start)), pc.greater_equal(ts, to_us(end)))
+
+
 class Lake:
     def __init__(self, uri: str) -> None:
         self.uri = uri
@@ -175,17 +186,23 @@ class Lake:
         Each touched date is rewritten whole (rows outside the interval kept), so
         repeating or overlapping a pull never duplicates a reading.
         """
-        start_us, end_us = to_us(start), to_us(end)
         written = []
-        for part, new in split_by_day(table, range(day_of(start), day_of(end - dt.timedelta(microseconds=1)) + 1)):
+        for part, new in split_by_day(table, days_of(start, end)):
             old = self.read_partition(data, part)
             if old is not None:
-                ts = old.column("ts").cast(pa.int64())
-                outside = pc.or_(pc.less(ts, start_us), pc.greater_equal(ts, end_us))
-                new = pa.concat_tables([old.filter(outside), new])
+                new = pa.concat_tables([old.filter(outside_interval(old, start, end)), new])
             self._store_partition(data, part, new)
             written.append(part)
         return written
+
+    def read_interval(self, data: Dataset, start: dt.datetime, end: dt.datetime) -> pa.Table:
+        """The rows of [start, end), from the date partitions it touches."""
+        tables = []
+        for day in days_of(start, end):
+            part = self.read_partition(data, Partition(day))
+            if part is not None:
+                tables.append(part.filter(pc.invert(outside_interval(part, start, end))))
+        return pa.concat_tables(tables) if tables else data.schema.empty_table()
 
     def upsert(self, data: Dataset, table: pa.Table) -> list[Partition]:
         """Insert rows, replacing any lake row with the same key (for imports)."""

@@ -9,9 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from api.settings import to_us
 from etl.datasets import AXIS_COLUMNS, MAX_AXIS_ABS, MAX_HOURLY_COUNT, Dataset
-from etl.lake import repeated_keys
+from etl.lake import outside_interval, repeated_keys
 
 US_PER_HOUR = 3_600_000_000
 
@@ -56,8 +55,7 @@ def _common_checks(table: pa.Table, data: Dataset, start: dt.datetime | None, en
     ts = table.column("ts").cast(pa.int64())
     checks = [("ts missing", _filled(pc.is_null(ts)))]
     if start is not None and end is not None:
-        outside = pc.or_(pc.less(ts, to_us(start)), pc.greater_equal(ts, to_us(end)))
-        checks.append(("ts outside the asked interval", _filled(outside)))
+        checks.append(("ts outside the asked interval", _filled(outside_interval(table, start, end))))
     ident = table.column(data.id_column)
     checks.append((f"{data.id_column} missing", _filled(pc.or_(pc.is_null(ident), pc.equal(ident, "")))))
     return checks

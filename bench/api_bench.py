@@ -15,7 +15,6 @@ import datetime as dt
 import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ import requests  # noqa: E402
 from api.fleet import load_fleet  # noqa: E402
 from api.schemas import DOOR_READINGS, ROBOT_READINGS  # noqa: E402
 from etl.wire import decode  # noqa: E402
+from tests.support import free_port, stop  # noqa: E402
 
 HOST = "127.0.0.1"
 SERVER_ENV = {"SIM_NOW": "2025-01-01T00:00:00Z", "API_MAX_ROWS": "20000000"}
@@ -88,12 +88,6 @@ class Figure:
 # -- the server ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 def start_server(port: int, log: BinaryIO) -> subprocess.Popen:
     env = dict(os.environ, **SERVER_ENV)
     # The default fleet, clock speed and chunking: what the targets were set for.
@@ -116,17 +110,6 @@ def wait_healthy(session: requests.Session, base: str, server: subprocess.Popen)
             pass  # not listening yet
         time.sleep(0.1)
     raise RuntimeError(f"/health did not answer within {HEALTH_TIMEOUT_S:.0f} s")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    if server.poll() is not None:
-        return
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait(timeout=10)
 
 
 def lean_session() -> requests.Session:
@@ -355,7 +338,7 @@ def run(runs: int) -> list[Figure]:
             raise
         finally:
             session.close()
-            stop_server(server)
+            stop(server)
     return figures
 
 

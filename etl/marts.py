@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from etl.lake import Lake, Partition
 
 WRITERS = 4  # mart files written at once
+LABELS = {"month": "month=%Y-%m", "date": "date=%Y-%m-%d"}  # a partition folder's name, by partitioning
 
 
 PART_DATES = b"part_dates"  # a month file's schema metadata: [[date, rows], ...] in file order
@@ -36,7 +37,7 @@ def merge_start(lake: Lake, names: list[str], first_day: int) -> int:
     start = month_start(first_day)
     if first_day == start:
         return start
-    label = Partition(first_day).date.strftime("month=%Y-%m")
+    label = Partition(first_day).date.strftime(LABELS["month"])
     for name in names:
         try:
             with lake.fs.open_input_file(lake.path("marts", name, label, "data.parquet")) as f:
@@ -66,7 +67,7 @@ def mart_partitions(lake: Lake, name: str, partition: str, days: range | None = 
     """The table's partitions (`date=...` or `month=...`): every one, or those holding `days`."""
     if days is None:
         return {path.rsplit("/", 2)[-2] for path in lake.files("marts", name)}
-    label = "month=%Y-%m" if partition == "month" else "date=%Y-%m-%d"
+    label = LABELS[partition]
     parts = sorted({Partition(d).date.strftime(label) for d in days})
     infos = lake.fs.get_file_info([lake.path("marts", name, part, "data.parquet") for part in parts])
     return {part for part, info in zip(parts, infos, strict=True) if info.type == pafs.FileType.File}
@@ -103,7 +104,7 @@ def write_mart(
     # Sorted by partition, then by the leading (key) columns: files compress well and read in order.
     query = f"SELECT * FROM {name} WHERE part_date BETWEEN $first AND $until ORDER BY part_date, 1, 2, 3"
     table = con.sql(query, params=span).to_arrow_table()
-    label = "month=%Y-%m" if partition == "month" else "date=%Y-%m-%d"
+    label = LABELS[partition]
     # Rows come sorted by date: label each distinct date (strftime on every row took 40 % of
     # the time of writing a month of robot_fits), then cut where the label changes.
     days = table.column("part_date").cast(pa.int32()).to_numpy()
@@ -167,7 +168,7 @@ def add_history(
         return
     since, before = Partition(first_day - days).date, Partition(first_day).date
     earlier = []
-    for part in sorted({Partition(d).date.strftime("month=%Y-%m") for d in range(first_day - days, first_day)}):
+    for part in sorted({Partition(d).date.strftime(LABELS["month"]) for d in range(first_day - days, first_day)}):
         table = lake.read_table(lake.path("marts", name, part, "data.parquet")) if part in existing else None
         if table is not None:
             # each row's date, from the file's rows per date (PART_DATES; files sorted by date)

@@ -146,6 +146,17 @@ class LakeMechanicsTest(unittest.TestCase):
             self.assertEqual(lake.remove_stale_temporaries(), 1)
             self.assertEqual(list(part.iterdir()), [])
 
+    def test_files_use_dictionaries_for_text_only(self) -> None:
+        # Floats rarely repeat: a dictionary on them made raw robot files larger and slower.
+        with tempfile.TemporaryDirectory() as tmp:
+            lake = Lake(tmp)
+            table = pa.table({"robot_id": ["robot-1"] * 500, "axis1": [i / 7 for i in range(500)]})
+            lake.write_table(lake.path("raw", "robots", "date=2024-07-01", "data.parquet"), table)
+            meta = pq.ParquetFile(Path(tmp, "raw", "robots", "date=2024-07-01", "data.parquet")).metadata
+            encodings = {meta.schema.column(i).name: meta.row_group(0).column(i).encodings for i in range(2)}
+            self.assertIn("RLE_DICTIONARY", encodings["robot_id"])
+            self.assertNotIn("RLE_DICTIONARY", encodings["axis1"])
+
     @contextlib.contextmanager
     def lock_held_by_another_process(self, lake: str, *scopes: str) -> Iterator[subprocess.Popen]:
         holder = subprocess.Popen(

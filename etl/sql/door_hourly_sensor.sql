@@ -21,6 +21,14 @@ calendar AS (
     FROM readings
 ),
 
+written_weekdays AS (
+    -- A run writes only its own dates (from $first_date), and a baseline looks at the same
+    -- weekday only: the windows run over those weekdays' rows (an hourly increment: 2 of 7).
+    -- The look-back's rows of other weekdays, which later tables sum, get no baseline; they
+    -- are never written, since every written row's weekday is in this list.
+    SELECT DISTINCT weekday FROM calendar WHERE CAST(ts AS DATE) >= $first_date
+),
+
 baselines AS (
     SELECT
         *,
@@ -30,6 +38,7 @@ baselines AS (
         -- The original's mean: 4 rows including the current one (kept for continuity).
         avg(visits) OVER original AS avg_count_4days
     FROM calendar
+    WHERE weekday IN (SELECT weekday FROM written_weekdays)
     WINDOW
         same_slot_before AS (
             PARTITION BY store, sensor_id, weekday, local_hour ORDER BY local_date
@@ -39,6 +48,10 @@ baselines AS (
             PARTITION BY store, sensor_id, weekday, local_hour ORDER BY local_date
             ROWS BETWEEN 3 PRECEDING AND CURRENT ROW
         )
+    UNION ALL
+    SELECT *, NULL AS running_mean, NULL AS baseline_periods, NULL AS avg_count_4days
+    FROM calendar
+    WHERE weekday NOT IN (SELECT weekday FROM written_weekdays)
 ),
 
 final AS (

@@ -92,12 +92,14 @@ def write_mart(
     partition: str,
     existing: set[str],
     keep: bool = True,
+    read_back: dict[str, pa.Table] | None = None,
 ) -> tuple[int, set[str]]:
     """Replace the table's partitions (`month=YYYY-MM` or `date=YYYY-MM-DD`) for rows dated
     [first_day, until_day]; returns the rows and the partitions written. `existing` (the
     table's partitions) is kept up to date. With `keep`, a month file keeps its rows dated
     before first_day (an increment mid-month: merge_start made sure the file lists them in
-    PART_DATES; or a rebuild's chunk that starts mid-month).
+    PART_DATES; or a rebuild's chunk that starts mid-month). A month file read for that is
+    left in `read_back` (by path) for add_history.
 
     Door tables by month: a year of six of them is 72 files, not 2,190 (each fsynced)."""
     span = {"first": Partition(first_day).date, "until": Partition(until_day).date}
@@ -129,9 +131,11 @@ def write_mart(
     first_label, until_label = (Partition(d).date.strftime(label) for d in (first_day, until_day))
     kept = None  # the rows of first_label's month file dated before first_day, kept
     if keep and partition == "month" and first_day != month_start(first_day) and first_label in existing:
-        kept, kept_dates = rows_before(
-            lake.read_table(lake.path("marts", name, first_label, "data.parquet")), first_day
-        )
+        path = lake.path("marts", name, first_label, "data.parquet")
+        old = lake.read_table(path)
+        if read_back is not None:
+            read_back[path] = old
+        kept, kept_dates = rows_before(old, first_day)
     files = []
     for part, lo, hi, part_dates in parts:
         rows = table.slice(lo, hi - lo).drop_columns(["part_date"])
@@ -158,18 +162,29 @@ def write_mart(
 
 
 def add_history(
-    lake: Lake, con: duckdb.DuckDBPyConnection, name: str, first_day: int, days: int, existing: set[str]
+    lake: Lake,
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    first_day: int,
+    days: int,
+    existing: set[str],
+    read_back: dict[str, pa.Table] | None = None,
 ) -> None:
     """Swap the run's own rows dated [first_day - days, first_day) for the written ones.
 
     The run computed those dates only from a short look-back (their first hours without
-    history); the month files written earlier are complete, which is what a full run sees."""
+    history); the month files written earlier are complete, which is what a full run sees.
+    A file write_mart already read (`read_back`) is not read again: it has just been
+    rewritten, but with the same rows dated before first_day, the only ones taken here."""
     if days <= 0:
         return
     since, before = Partition(first_day - days).date, Partition(first_day).date
     earlier = []
     for part in sorted({Partition(d).date.strftime(LABELS["month"]) for d in range(first_day - days, first_day)}):
-        table = lake.read_table(lake.path("marts", name, part, "data.parquet")) if part in existing else None
+        path = lake.path("marts", name, part, "data.parquet")
+        table = (read_back or {}).get(path)
+        if table is None and part in existing:
+            table = lake.read_table(path)
         if table is not None:
             # each row's date, from the file's rows per date (PART_DATES; files sorted by date)
             counts = json.loads(table.schema.metadata[PART_DATES])

@@ -234,8 +234,9 @@ def run_family(
             # A month file keeps its rows dated before the chunk, but a rebuild's first chunk
             # replaces what it finds (stale); its later chunks add to the files it wrote.
             keep = not rebuild or first != first_day
-            count, parts = write_mart(lake, con, name, first, until, family.partition, existing[name], keep)
-            add_history(lake, con, name, first, family.history_days(name, params), existing[name])
+            read_back: dict[str, pa.Table] = {}  # month files write_mart read, which add_history needs too
+            count, parts = write_mart(lake, con, name, first, until, family.partition, existing[name], keep, read_back)
+            add_history(lake, con, name, first, family.history_days(name, params), existing[name], read_back)
             rows[name] += count
             written[name] |= parts
         con.close()

@@ -156,8 +156,14 @@ class Lake:
         return len(stale)
 
     def delete(self, path: str) -> None:
+        """Delete a file, and on a local lake its partition folder when that leaves it empty
+        (object stores have no folders): a table that changed its partitioning, or a day
+        whose readings all went, leaves no empty `date=` folders behind."""
         with contextlib.suppress(FileNotFoundError):
             self.fs.delete_file(path)
+        if self.local:
+            with contextlib.suppress(OSError):  # not empty, or already gone
+                os.rmdir(path.rsplit("/", 1)[0])
 
     # -- reading -------------------------------------------------------------------------
 

@@ -176,6 +176,7 @@ class RobotMartsTest(unittest.TestCase):
         lake.write_table(old, read_mart(lake, "robot_fits").slice(0, 10))
         self.assertEqual(len(transform(lake, TransformParams()).dates), 2, "everything again")
         self.assertEqual({p.rsplit("/", 2)[-2] for p in lake.files("marts", "robot_fits")}, {"month=2024-03"})
+        self.assertEqual(sorted(p.name for p in Path(root, "marts", "robot_fits").iterdir()), ["month=2024-03"])
         self.assertEqual(transform(lake, TransformParams()).dates, [], "once")
 
 

@@ -102,63 +102,68 @@ def write_mart(
     left in `read_back` (by path) for add_history.
 
     Door tables by month: a year of six of them is 72 files, not 2,190 (each fsynced)."""
-    span = {"first": Partition(first_day).date, "until": Partition(until_day).date}
     # Sorted by partition, then by every column from the first (the key columns lead): files
     # compress well, read in order, and the same rows always make the same file (three key
-    # columns left door_anomalies' ties in any order). Sorting by all of them cost nothing more.
+    # columns left door_anomalies' ties in any order).
     columns = ", ".join(f'"{c}"' for c in con.table(name).columns if c != "part_date")
     query = f"SELECT * FROM {name} WHERE part_date BETWEEN $first AND $until ORDER BY part_date, {columns}"
-    table = con.sql(query, params=span).to_arrow_table()
-    label = LABELS[partition]
-    # Rows come sorted by date: label each distinct date (strftime on every row took 40 % of
-    # the time of writing a month of robot_fits), then cut where the label changes.
+    total, written = 0, set()
+
+    def write(part: str, rows: pa.Table) -> None:
+        lake.write_table(lake.path("marts", name, part, "data.parquet"), rows)
+
+    with ThreadPoolExecutor(WRITERS) as pool:
+        writing = []
+        # One partition at a time: a year of door_hourly_sensor sorted and held at once was the
+        # peak of a full rebuild's memory.
+        for part, lo, hi in partition_spans(first_day, until_day, partition):
+            span = {"first": Partition(lo).date, "until": Partition(hi).date}
+            rows, part_dates = dated_rows(con.sql(query, params=span).to_arrow_table())
+            total += rows.num_rows
+            mid_month = lo == first_day and first_day != month_start(first_day)
+            if keep and partition == "month" and mid_month and part in existing:
+                path = lake.path("marts", name, part, "data.parquet")
+                old = lake.read_table(path)
+                if read_back is not None:
+                    read_back[path] = old
+                kept, kept_dates = rows_before(old, first_day)
+                rows, part_dates = pa.concat_tables([kept, rows]), kept_dates + part_dates
+            if not rows.num_rows:  # every row of the partition is gone
+                lake.delete(lake.path("marts", name, part, "data.parquet"))
+                existing.discard(part)
+                continue
+            if partition == "month":
+                rows = with_part_dates(rows, part_dates)
+            writing.append(pool.submit(write, part, rows))
+            written.add(part)
+            if len(writing) >= WRITERS:  # no more tables held than files being written
+                writing.pop(0).result()
+        for done in writing:
+            done.result()
+    existing |= written
+    return total, written
+
+
+def partition_spans(first_day: int, until_day: int, partition: str) -> list[tuple[str, int, int]]:
+    """(label, first day, last day) of each partition [first_day, until_day] touches."""
+    spans = []
+    lo = first_day
+    while lo <= until_day:
+        hi = min(until_day, next_month(lo) - 1) if partition == "month" else lo
+        spans.append((Partition(lo).date.strftime(LABELS[partition]), lo, hi))
+        lo = hi + 1
+    return spans
+
+
+def dated_rows(table: pa.Table) -> tuple[pa.Table, list[tuple[dt.date, int]]]:
+    """A partition's rows without `part_date`, and how many each date has, in order (they come
+    sorted by date: counting distinct dates, not formatting every row's, which took 40 % of
+    the time of writing a month of robot_fits)."""
     days = table.column("part_date").cast(pa.int32()).to_numpy()
     distinct, firsts = np.unique(days, return_index=True)
     counts = np.diff([*firsts.tolist(), table.num_rows])
-    dates = [Partition(int(d)).date for d in distinct]
-    labels = [d.strftime(label) for d in dates]
-    cuts = [i for i in range(len(labels)) if i == 0 or labels[i] != labels[i - 1]]
-    # per partition: (label, first row, end row, its dates' [[iso date, rows], ...])
-    parts = [
-        (
-            labels[i],
-            int(firsts[i]),
-            int(firsts[j]) if j < len(firsts) else table.num_rows,
-            list(zip(dates[i:j], counts[i:j], strict=True)),
-        )
-        for i, j in zip(cuts, [*cuts[1:], len(distinct)][: len(cuts)], strict=True)
-    ]
-    first_label, until_label = (Partition(d).date.strftime(label) for d in (first_day, until_day))
-    kept = None  # the rows of first_label's month file dated before first_day, kept
-    if keep and partition == "month" and first_day != month_start(first_day) and first_label in existing:
-        path = lake.path("marts", name, first_label, "data.parquet")
-        old = lake.read_table(path)
-        if read_back is not None:
-            read_back[path] = old
-        kept, kept_dates = rows_before(old, first_day)
-    files = []
-    for part, lo, hi, part_dates in parts:
-        rows = table.slice(lo, hi - lo).drop_columns(["part_date"])
-        if kept is not None and part == first_label:
-            rows, part_dates = pa.concat_tables([kept, rows]), kept_dates + part_dates
-            kept = None
-        files.append((part, rows, part_dates))
-    if kept is not None and kept.num_rows:  # no new rows in first_label's month: its earlier ones stay
-        files.insert(0, (first_label, kept, kept_dates))
-    for stale in {m for m in existing if first_label <= m <= until_label} - {part for part, _, _ in files}:
-        lake.delete(lake.path("marts", name, stale, "data.parquet"))
-        existing.discard(stale)
-    if partition == "month":
-        files = [(part, with_part_dates(rows, part_dates), part_dates) for part, rows, part_dates in files]
-
-    def write(file: tuple[str, pa.Table, list]) -> None:
-        lake.write_table(lake.path("marts", name, file[0], "data.parquet"), file[1])
-
-    with ThreadPoolExecutor(WRITERS) as pool:
-        list(pool.map(write, files))
-    written = {part for part, _, _ in files}
-    existing |= written
-    return table.num_rows, written
+    part_dates = [(Partition(int(d)).date, int(n)) for d, n in zip(distinct, counts, strict=True)]
+    return table.drop_columns(["part_date"]), part_dates
 
 
 def add_history(

@@ -12,3 +12,7 @@ SELECT
     var_pop(nullif(COLUMNS('^axis\d$'), 0)) AS 'v_\0'
 FROM raw_robots
 GROUP BY robot_id, bucket_no
+-- in a fixed order (threads finish groups in any): every later sum then adds the same numbers
+-- in the same order, and a rebuild writes the same bits (robot_maintenance's sums differed in
+-- the 10th digit from run to run)
+ORDER BY robot_id, bucket_no

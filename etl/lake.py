@@ -101,6 +101,27 @@ class Lake:
     def partition_file(self, kind: str, part: Partition) -> str:
         return self.path("raw", kind, part.name, DATA_FILE)
 
+    def partition_versions(self, kind: str) -> dict[str, str]:
+        """{date: "size/mtime"} of each raw partition's file: what a transform has or has not seen.
+
+        A local lake lists the date folders and stats each one's file: one call a partition
+        (listing 3 years recursively took 21 - 45 ms, this 5 - 8 ms: the hourly transform's only
+        cost that grows with history). An object store lists the files, which come with both."""
+        if not self.local:
+            return {
+                Partition.from_path(i.path).date.isoformat(): f"{i.size}/{i.mtime_ns}"
+                for i in self.file_infos("raw", kind)
+                if i.base_name == DATA_FILE
+            }
+        versions, folders = {}, []
+        with contextlib.suppress(FileNotFoundError):  # no partitions yet
+            folders = [e.name for e in os.scandir(self.path("raw", kind)) if e.name.startswith("date=")]
+        for folder in sorted(folders):
+            with contextlib.suppress(FileNotFoundError):  # an empty folder
+                stat = os.stat(self.path("raw", kind, folder, DATA_FILE))
+                versions[folder.removeprefix("date=")] = f"{stat.st_size}/{stat.st_mtime_ns}"
+        return versions
+
     def file_infos(self, *parts: str, suffix: str = ".parquet") -> list[pafs.FileInfo]:
         """Every file under a folder whose name ends with suffix, sorted by path."""
         selector = pafs.FileSelector(self.path(*parts), recursive=True, allow_not_found=True)

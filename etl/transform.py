@@ -88,11 +88,7 @@ def load_queries(sql_dir: Path = SQL_DIR) -> dict[str, str]:
 
 def raw_versions(lake: Lake) -> dict[str, dict[str, str]]:
     """kind -> {date: size/mtime} of every raw partition: what a run has or has not seen."""
-    versions = {}
-    for kind in DATASETS:
-        infos = lake.file_infos("raw", kind)
-        versions[kind] = {i.path.rsplit("/", 2)[-2].removeprefix("date="): f"{i.size}/{i.mtime_ns}" for i in infos}
-    return versions
+    return {kind: lake.partition_versions(kind) for kind in DATASETS}
 
 
 @dataclass(frozen=True)

@@ -234,6 +234,8 @@ class ObjectStorageTest(unittest.TestCase):
                     got = pa.concat_tables(lake.read_table(f) for f in files).cast(data.schema)
                     expected = api_table(server, data, "2024-06-01T00:00:00Z", "2024-06-04T00:00:00Z")
                     self.assertTrue(got.sort_by([(k, "ascending") for k in data.key]).equals(expected))
+                    dates = ["2024-06-01", "2024-06-02", "2024-06-03"]
+                    self.assertEqual(sorted(lake.partition_versions(data.kind)), dates)
                 client.close()
                 status = lake_status(lake)
                 self.assertEqual(status["doors"]["watermark"], "2024-06-04T00:00:00Z")

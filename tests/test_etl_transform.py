@@ -13,6 +13,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from etl.datasets import DOORS
 from etl.lake import Lake, Partition
@@ -271,3 +272,24 @@ class MartFilesTest(unittest.TestCase):
                 files.append(Path(tmp, name, "marts", "door_anomalies", "month=2024-10", "data.parquet").read_bytes())
                 con.close()
         self.assertEqual(files[0], files[1])
+
+
+class RawChangesTest(unittest.TestCase):
+    def test_a_raw_file_rewritten_in_place_by_hand_is_recomputed(self) -> None:
+        # Not through the lake (no new file renamed into the folder): an operator's fix with
+        # pandas or pyarrow. The transform stats each partition's file, not its folder.
+        with tempfile.TemporaryDirectory() as tmp:
+            start, end = pd.Timestamp("2024-10-01T00:00:00Z"), pd.Timestamp("2024-10-08T00:00:00Z")
+            lake = write_lake(Path(tmp, "lake"), hand_built_readings(), start, end)
+            transform(lake, TransformParams())
+            path = Path(tmp, "lake", "raw", "doors", "date=2024-10-03", "data.parquet")
+            table = pq.read_table(path)
+            counts = table.column("count").to_pylist()
+            counts[0] = 4321
+            pq.write_table(table.set_column(3, "count", pa.array(counts, pa.int32())), path)
+            self.assertEqual(transform(lake, TransformParams()).dates, ["2024-10-03"])
+            hourly = read_mart(lake, "door_hourly_sensor").to_pandas()
+            first = table.slice(0, 1).to_pylist()[0]
+            row = hourly[(hourly.ts == first["ts"]) & (hourly.store == first["store"])]
+            self.assertEqual(row[row.sensor_id == first["sensor_id"]].visits.tolist(), [4321])
+            self.assertEqual(transform(lake, TransformParams()).dates, [], "seen once")

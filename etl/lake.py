@@ -176,6 +176,16 @@ class Lake:
             self.fs.delete_file(p)
         return len(stale)
 
+    def remove_empty_folders(self, *parts: str) -> None:
+        """Remove the empty folders directly under a folder of a local lake (object stores have
+        none): partition folders that earlier versions left behind when they deleted a file."""
+        if not self.local:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(self.path(*parts)):
+                with contextlib.suppress(OSError):  # not empty, or not a folder
+                    os.rmdir(entry.path)
+
     def delete(self, path: str) -> None:
         """Delete a file, and on a local lake its partition folder when that leaves it empty
         (object stores have no folders): a table that changed its partitioning, or a day

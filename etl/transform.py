@@ -240,6 +240,7 @@ def run_family(
         for name in names:
             for part in existing[name] - written[name]:
                 lake.delete(lake.path("marts", name, part, "data.parquet"))
+            lake.remove_empty_folders("marts", name)
     return rows
 
 

@@ -174,6 +174,7 @@ class RobotMartsTest(unittest.TestCase):
         lake.write_state("transform", state)
         old = lake.path("marts", "robot_fits", "date=2024-03-01", "data.parquet")
         lake.write_table(old, read_mart(lake, "robot_fits").slice(0, 10))
+        Path(root, "marts", "robot_fits", "date=2024-02-29").mkdir()  # a folder an older version emptied
         self.assertEqual(len(transform(lake, TransformParams()).dates), 2, "everything again")
         self.assertEqual({p.rsplit("/", 2)[-2] for p in lake.files("marts", "robot_fits")}, {"month=2024-03"})
         self.assertEqual(sorted(p.name for p in Path(root, "marts", "robot_fits").iterdir()), ["month=2024-03"])

@@ -101,6 +101,10 @@ class Lake:
     def partition_file(self, kind: str, part: Partition) -> str:
         return self.path("raw", kind, part.name, DATA_FILE)
 
+    def mart_file(self, table: str, part: str) -> str:
+        """The file of a mart table's partition (`month=YYYY-MM` or `date=YYYY-MM-DD`)."""
+        return self.path("marts", table, part, DATA_FILE)
+
     def partition_versions(self, kind: str) -> dict[str, str]:
         """{date: "size/mtime"} of each raw partition's file: what a transform has or has not seen.
 

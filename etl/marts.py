@@ -40,7 +40,7 @@ def merge_start(lake: Lake, names: list[str], first_day: int) -> int:
     label = Partition(first_day).date.strftime(LABELS["month"])
     for name in names:
         try:
-            with lake.fs.open_input_file(lake.path("marts", name, label, "data.parquet")) as f:
+            with lake.fs.open_input_file(lake.mart_file(name, label)) as f:
                 metadata = pq.read_schema(f).metadata or {}
         except FileNotFoundError:
             continue
@@ -69,7 +69,7 @@ def mart_partitions(lake: Lake, name: str, partition: str, days: range | None = 
         return {path.rsplit("/", 2)[-2] for path in lake.files("marts", name)}
     label = LABELS[partition]
     parts = sorted({Partition(d).date.strftime(label) for d in days})
-    infos = lake.fs.get_file_info([lake.path("marts", name, part, "data.parquet") for part in parts])
+    infos = lake.fs.get_file_info([lake.mart_file(name, part) for part in parts])
     return {part for part, info in zip(parts, infos, strict=True) if info.type == pafs.FileType.File}
 
 
@@ -110,7 +110,7 @@ def write_mart(
     total, written = 0, set()
 
     def write(part: str, rows: pa.Table) -> None:
-        lake.write_table(lake.path("marts", name, part, "data.parquet"), rows)
+        lake.write_table(lake.mart_file(name, part), rows)
 
     with ThreadPoolExecutor(WRITERS) as pool:
         writing = []
@@ -122,14 +122,14 @@ def write_mart(
             total += rows.num_rows
             mid_month = lo == first_day and first_day != month_start(first_day)
             if keep and partition == "month" and mid_month and part in existing:
-                path = lake.path("marts", name, part, "data.parquet")
+                path = lake.mart_file(name, part)
                 old = lake.read_table(path)
                 if read_back is not None:
                     read_back[path] = old
                 kept, kept_dates = rows_before(old, first_day)
                 rows, part_dates = pa.concat_tables([kept, rows]), kept_dates + part_dates
             if not rows.num_rows:  # every row of the partition is gone
-                lake.delete(lake.path("marts", name, part, "data.parquet"))
+                lake.delete(lake.mart_file(name, part))
                 existing.discard(part)
                 continue
             if partition == "month":
@@ -186,7 +186,7 @@ def add_history(
     since, before = Partition(first_day - days).date, Partition(first_day).date
     earlier = []
     for part in sorted({Partition(d).date.strftime(LABELS["month"]) for d in range(first_day - days, first_day)}):
-        path = lake.path("marts", name, part, "data.parquet")
+        path = lake.mart_file(name, part)
         table = (read_back or {}).get(path)
         if table is None and part in existing:
             table = lake.read_table(path)

@@ -117,7 +117,7 @@ def copy_mart(lake: Lake, copy: Lake, table: str, cutoff: dt.date | None) -> int
     rows = 0
     for path in lake.files("marts", table):
         label = path.rsplit("/", 2)[-2]
-        target = copy.path("marts", table, label, "data.parquet")
+        target = copy.mart_file(table, label)
         if label.startswith("date="):
             if cutoff is None or partition_date(path) >= cutoff:
                 copy.write_bytes(target, lake.read_bytes(path))

@@ -239,7 +239,7 @@ def run_family(
     if rebuild:  # partitions whose rows are all gone
         for name in names:
             for part in existing[name] - written[name]:
-                lake.delete(lake.path("marts", name, part, "data.parquet"))
+                lake.delete(lake.mart_file(name, part))
             lake.remove_empty_folders("marts", name)
     return rows
 

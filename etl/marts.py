@@ -24,6 +24,11 @@ WRITERS = 4  # mart files written at once
 LABELS = {"month": "month=%Y-%m", "date": "date=%Y-%m-%d"}  # a partition folder's name, by partitioning
 
 
+def partition_label(day: int, partition: str) -> str:
+    """The folder of the partition (`month` or `date`) holding a day: `month=YYYY-MM`, ..."""
+    return Partition(day).date.strftime(LABELS[partition])
+
+
 PART_DATES = b"part_dates"  # a month file's schema metadata: [[date, rows], ...] in file order
 
 
@@ -37,7 +42,7 @@ def merge_start(lake: Lake, names: list[str], first_day: int) -> int:
     start = month_start(first_day)
     if first_day == start:
         return start
-    label = Partition(first_day).date.strftime(LABELS["month"])
+    label = partition_label(first_day, "month")
     for name in names:
         try:
             with lake.fs.open_input_file(lake.mart_file(name, label)) as f:
@@ -67,8 +72,7 @@ def mart_partitions(lake: Lake, name: str, partition: str, days: range | None = 
     """The table's partitions (`date=...` or `month=...`): every one, or those holding `days`."""
     if days is None:
         return {path.rsplit("/", 2)[-2] for path in lake.files("marts", name)}
-    label = LABELS[partition]
-    parts = sorted({Partition(d).date.strftime(label) for d in days})
+    parts = sorted({partition_label(d, partition) for d in days})
     infos = lake.fs.get_file_info([lake.mart_file(name, part) for part in parts])
     return {part for part, info in zip(parts, infos, strict=True) if info.type == pafs.FileType.File}
 
@@ -150,7 +154,7 @@ def partition_spans(first_day: int, until_day: int, partition: str) -> list[tupl
     lo = first_day
     while lo <= until_day:
         hi = min(until_day, next_month(lo) - 1) if partition == "month" else lo
-        spans.append((Partition(lo).date.strftime(LABELS[partition]), lo, hi))
+        spans.append((partition_label(lo, partition), lo, hi))
         lo = hi + 1
     return spans
 
@@ -185,7 +189,7 @@ def add_history(
         return
     since, before = Partition(first_day - days).date, Partition(first_day).date
     earlier = []
-    for part in sorted({Partition(d).date.strftime(LABELS["month"]) for d in range(first_day - days, first_day)}):
+    for part in sorted({partition_label(d, "month") for d in range(first_day - days, first_day)}):
         path = lake.mart_file(name, part)
         table = (read_back or {}).get(path)
         if table is None and part in existing:

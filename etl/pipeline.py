@@ -16,7 +16,7 @@ from etl.audit import AuditFailed, audit_span
 from etl.client import ApiClient, iso, parse_iso
 from etl.datasets import dataset
 from etl.lake import Lake
-from etl.pull import pull
+from etl.pull import pull, watermark_of
 from etl.settings import EtlSettings
 
 Span = tuple[dt.datetime | None, dt.datetime | None]
@@ -62,9 +62,7 @@ def resolve_paths(settings: EtlSettings, base: Path) -> EtlSettings:
 
 def pull_step(settings: EtlSettings, kind: str, interval: Span, requested: Span = (None, None)) -> dict:
     lake = Lake(settings.lake)
-    state = lake.read_state(kind)
-    watermark = parse_iso(state["watermark"]) if state.get("watermark") else None
-    start, end = pull_span(watermark, interval, requested)
+    start, end = pull_span(watermark_of(lake.read_state(kind)), interval, requested)
     client = ApiClient(settings)
     try:
         summary = pull(client, lake, dataset(kind), settings, start, end)
@@ -115,8 +113,7 @@ def notify_step(settings: EtlSettings, now: dt.datetime | None = None) -> dict:
     lake = Lake(settings.lake)
     now = plain_utc(now)
     if now is None:
-        watermark = lake.read_state("robots").get("watermark")
-        now = parse_iso(watermark) if watermark else dt.datetime.now(dt.UTC)
+        now = watermark_of(lake.read_state("robots")) or dt.datetime.now(dt.UTC)
     result = notify(lake, settings, now)
     print(f"notify at {iso(now)}: {result['alerts']} new alerts, sent to {', '.join(result['channels']) or 'the log'}")
     return result

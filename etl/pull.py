@@ -85,7 +85,7 @@ def pull(
         try:
             lake.remove_stale_temporaries()
             state = lake.read_state(data.kind)
-            watermark = parse_iso(state["watermark"]) if state.get("watermark") else None
+            watermark = watermark_of(state)
             summary.watermark = state.get("watermark")
             clock = client.data_clock()
             save_fleet(client, lake)
@@ -158,10 +158,15 @@ def quarantine(lake: Lake, kind: str, bad: pa.Table, name: str) -> None:
     lake.write_table(lake.path("quarantine", kind, f"{name}.parquet"), bad.append_column("quarantined_at", stamp))
 
 
+def watermark_of(state: dict) -> dt.datetime | None:
+    """A data set's watermark from its lake state: every reading before it is in the lake."""
+    return parse_iso(state["watermark"]) if state.get("watermark") else None
+
+
 def advance_watermark(
     lake: Lake, kind: str, state: dict, start: dt.datetime, end: dt.datetime, summary: RunSummary
 ) -> None:
-    current = parse_iso(state["watermark"]) if state.get("watermark") else None
+    current = watermark_of(state)
     if current is None or start <= current < end:
         state["watermark"] = iso(end)
         lake.write_state(kind, {**lake.read_state(kind), "watermark": state["watermark"]})

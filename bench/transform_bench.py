@@ -55,7 +55,7 @@ def build_lake(root: Path, start: dt.datetime, end: dt.datetime, robots: bool) -
     stores = [{"name": s.name, "timezone": s.timezone, "doors": s.doors} for s in fleet.stores]
     axes = [{"name": a.name, "mean": a.mean, "std": a.std} for a in fleet.robots.axes]
     units = [{"id": r.id, "axes": axes} for r in fleet.units]
-    lake.write_bytes(lake.path("reference", "fleet.json"), json.dumps({"stores": stores, "robots": units}).encode())
+    lake.write_bytes(lake.fleet_file(), json.dumps({"stores": stores, "robots": units}).encode())
     cursor = start
     while cursor < end:
         stop = min(end, cursor + dt.timedelta(days=14))

@@ -10,7 +10,6 @@ so a door that failed is still complete; a missing row means a lost reading.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -58,7 +57,7 @@ class Audit:
 def audit_span(lake: Lake, data: Dataset, start: dt.datetime, end: dt.datetime) -> Audit:
     """Compare the lake's rows in [start, end) with the grid the fleet reference implies."""
     audit = Audit(data.kind, iso(start), iso(end))
-    fleet = json.loads(lake.read_bytes(lake.path("reference", "fleet.json")) or b"{}")
+    fleet = lake.read_fleet()
     table = lake.read_interval(data, start, end)
     audit.rows = table.num_rows
     audit.duplicates = int(repeated_keys(table, data.key).sum()) if table.num_rows else 0

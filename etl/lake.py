@@ -126,6 +126,14 @@ class Lake:
                 versions[folder.removeprefix("date=")] = f"{stat.st_size}/{stat.st_mtime_ns}"
         return versions
 
+    def fleet_file(self) -> str:
+        """The fleet reference the pull keeps beside the data (stores' time zones, robots' axes)."""
+        return self.path("reference", "fleet.json")
+
+    def read_fleet(self) -> dict:
+        """The fleet reference, or {} before a pull saved one."""
+        return json.loads(self.read_bytes(self.fleet_file()) or b"{}")
+
     def file_infos(self, *parts: str, suffix: str = ".parquet") -> list[pafs.FileInfo]:
         """Every file under a folder whose name ends with suffix, sorted by path."""
         selector = pafs.FileSelector(self.path(*parts), recursive=True, allow_not_found=True)

@@ -137,7 +137,7 @@ def save_fleet(client: ApiClient, lake: Lake) -> None:
     each store's time zone, and the lake must be readable without the API."""
     fleet = client.get_json("/v1/fleet")
     body = json.dumps({k: fleet[k] for k in ("seed", "stores", "robots")}, indent=2, sort_keys=True).encode()
-    lake.write_bytes(lake.path("reference", "fleet.json"), body)
+    lake.write_bytes(lake.fleet_file(), body)
 
 
 def load_page(

@@ -88,9 +88,9 @@ def write_snapshot(lake: Lake, out_dir: Path, params: SnapshotParams | None = No
         for path in lake.files("raw", "robots"):
             if raw_from and partition_date(path) >= raw_from:
                 copy.write_bytes(copy.path(*path.rsplit("/", 4)[-4:]), lake.read_bytes(path))
-        fleet = lake.read_bytes(lake.path("reference", "fleet.json"))
+        fleet = lake.read_bytes(lake.fleet_file())
         if fleet is not None:
-            copy.write_bytes(copy.path("reference", "fleet.json"), fleet)
+            copy.write_bytes(copy.fleet_file(), fleet)
         transform_state = lake.read_state("transform")
         info = {
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

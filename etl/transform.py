@@ -12,7 +12,6 @@ identical output (tested).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -172,7 +171,7 @@ def transform(lake: Lake, params: TransformParams, full: bool = False, lock_time
         rebuild = full or state.get("params") != asdict(params) or state.get("layout") != layout
         changed = changed_days({} if rebuild else state.get("raw", {}), versions)
         summary.dates = [Partition(d).date.isoformat() for d in sorted(set().union(*changed.values()))]
-        fleet = json.loads(lake.read_bytes(lake.path("reference", "fleet.json")) or b"{}")
+        fleet = lake.read_fleet()
         families = [f for f in FAMILIES if changed.get(f.source)]
         # The families read different raw data and write different tables, and DuckDB and Parquet
         # writes release the GIL: side by side, the door tables take no time of their own.

@@ -10,9 +10,10 @@ from fastapi import Depends, Query, Request
 
 from api.encode import FORMATS
 from api.fleet import Fleet, load_fleet
-from api.settings import EPOCH, Settings, parse_instant, to_us
+from api.settings import Settings
 from api.simulate.doors import HOUR_S, DoorSimulator
 from api.simulate.robots import RobotSimulator
+from contract.times import EPOCH, parse_instant, to_us
 
 US = 1_000_000
 

@@ -37,7 +37,7 @@ import pyarrow as pa  # noqa: E402
 import requests  # noqa: E402
 
 from api.fleet import load_fleet  # noqa: E402
-from api.schemas import DOOR_READINGS, ROBOT_READINGS  # noqa: E402
+from contract.schemas import DOOR_READINGS, ROBOT_READINGS  # noqa: E402
 from etl.wire import decode  # noqa: E402
 from tests.support import free_port, stop  # noqa: E402
 

@@ -22,7 +22,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.schemas import EVENTS  # noqa: E402
+from contract.schemas import EVENTS  # noqa: E402
 from etl.client import ApiClient, iso  # noqa: E402
 from etl.datasets import DOORS, ROBOTS  # noqa: E402
 from etl.lake import Lake  # noqa: E402

@@ -13,7 +13,7 @@ from typing import TypeVar
 import pyarrow as pa
 import requests
 
-from api.settings import parse_instant as parse_iso
+from contract.times import parse_instant as parse_iso
 from etl.datasets import Dataset
 from etl.settings import EtlSettings
 from etl.wire import decode

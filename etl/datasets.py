@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from api.schemas import AXES, DOOR_READINGS, ROBOT_READINGS
+from contract.schemas import AXES, DOOR_READINGS, ROBOT_READINGS
 
 
 @dataclass(frozen=True)

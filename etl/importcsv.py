@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from api.simulate.fit import parse_map
+from contract.columns import parse_map
 from etl.client import iso
 from etl.datasets import Dataset
 from etl.lake import Lake

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from api.settings import EPOCH, to_us
+from contract.times import EPOCH, to_us
 from etl.datasets import Dataset
 
 DATA_FILE = "data.parquet"

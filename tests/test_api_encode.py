@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from api.encode import encode
 from api.routes.events import clip_to_clock
-from api.schemas import DOOR_READINGS, EVENTS, events_table
+from contract.schemas import DOOR_READINGS, EVENTS, events_table
 from etl.wire import FORMATS, decode
 
 UTC = dt.UTC

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pyarrow as pa
 
-from api.schemas import DOOR_READINGS, EVENTS, ROBOT_READINGS
+from contract.schemas import DOOR_READINGS, EVENTS, ROBOT_READINGS
 from etl.wire import FORMATS, decode
 from tests.support import ApiServer
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from api.schemas import AXES
+from contract.schemas import AXES
 from etl.client import ApiClient
 from etl.datasets import DOORS, ROBOTS
 from etl.lake import Lake, LakeBusy

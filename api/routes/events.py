@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import US, EndParam, FormatParam, SimulationDep, StartParam, ceil_div, check_row_cap, parse_span
 from api.routes.readings import HOUR_US, stream
-from api.schemas import EVENTS
+from contract.schemas import EVENTS
 
 router = APIRouter(prefix="/v1", tags=["ground truth"])
 

@@ -23,8 +23,8 @@ from api.deps import (
     parse_span,
 )
 from api.encode import MEDIA_TYPES, encode, prefetched
-from api.schemas import DOOR_READINGS, ROBOT_READINGS
 from api.simulate.doors import HOUR_S
+from contract.schemas import DOOR_READINGS, ROBOT_READINGS
 
 router = APIRouter(prefix="/v1/readings", tags=["readings"])
 

@@ -20,9 +20,9 @@ import pandas as pd
 import pyarrow as pa
 
 from api.fleet import DoorModel, Fleet, Store
-from api.schemas import DOOR_READINGS, events_table
 from api.simulate.columns import repeat_names, tile_names
 from api.simulate.rng import Stream, between, hash_keys, name_key, normal, uniform
+from contract.schemas import DOOR_READINGS, events_table
 
 HOUR_S = 3600
 HOURS_PER_YEAR = 8766.0

@@ -1,8 +1,10 @@
 """Fit the robot axis parameters from a recorded CSV, as the original generated its set from real data.
 
-    python -m api.simulate.fit recorded.csv --map 'Axis #1=axis1,Axis #2=axis2,...'
+    python -m api.simulate.fit recorded.csv --map 'Time=ts,Axis #1=axis1,Axis #2=axis2,...'
 
-prints `[[robots.axes]]` blocks to paste into a fleet file.
+prints `[[robots.axes]]` blocks to paste into a fleet file. The map is the one `python -m etl
+import-csv` takes for the same file: columns mapped to anything but an axis (the time, the
+robot) are not fitted.
 """
 
 from __future__ import annotations
@@ -17,29 +19,22 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from api.fleet import Axis
+from contract.columns import ColumnMapError, parse_map
+from contract.schemas import AXES
 
 
 class FitError(ValueError):
     """The CSV or the column map cannot give axis parameters."""
 
 
-def parse_map(mapping: str) -> dict[str, str]:
-    """'Axis #1=axis1,Axis #2=axis2' -> {'Axis #1': 'axis1', ...}."""
-    pairs = [p for p in mapping.split(",") if p.strip()]
-    out: dict[str, str] = {}
-    for pair in pairs:
-        source, sep, target = pair.partition("=")
-        if not sep or not source.strip() or not target.strip():
-            raise FitError(f"--map: {pair!r} is not SOURCE=TARGET")
-        out[source.strip()] = target.strip()
-    if not out:
-        raise FitError("--map: no columns given")
-    return out
-
-
 def fit_axes(path: str | Path, mapping: str) -> list[Axis]:
-    """Mean and standard deviation of each mapped column, in the map's order."""
-    columns = parse_map(mapping)
+    """Mean and standard deviation of each column mapped to an axis, in the map's order."""
+    try:
+        columns = {source: target for source, target in parse_map(mapping).items() if target in AXES}
+    except ColumnMapError as exc:
+        raise FitError(str(exc)) from exc
+    if not columns:
+        raise FitError(f"--map: no column maps to an axis ({', '.join(AXES)})")
     try:
         table = pacsv.read_csv(path)
     except (OSError, pa.ArrowInvalid) as exc:
@@ -67,7 +62,7 @@ def to_toml(axes: list[Axis]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m api.simulate.fit", description=__doc__.split("\n\n")[0])
     parser.add_argument("csv", help="recorded robot data, one column per axis")
-    parser.add_argument("--map", required=True, help="SOURCE=TARGET pairs, e.g. 'Axis #1=axis1,Axis #2=axis2'")
+    parser.add_argument("--map", required=True, help="SOURCE=TARGET pairs, e.g. 'Time=ts,Axis #1=axis1,Axis #2=axis2'")
     args = parser.parse_args(argv)
     try:
         print(to_toml(fit_axes(args.csv, args.map)))

@@ -23,9 +23,9 @@ import numpy as np
 import pyarrow as pa
 
 from api.fleet import Fleet, Robot, RobotModel
-from api.schemas import AXES, ROBOT_READINGS, events_table
 from api.simulate.columns import repeat_names
 from api.simulate.rng import Stream, between, hash_keys, name_key, normal, uniform
+from contract.schemas import AXES, ROBOT_READINGS, events_table
 
 _GROUP_CYCLES = 20
 _WEAR_EPISODES = 2000  # laid out from installation; far beyond any date served

@@ -43,7 +43,13 @@ def build_parser(settings: EtlSettings) -> argparse.ArgumentParser:
 
     n = commands.add_parser("snapshot", help="write the dashboard's small snapshot of the lake's recent marts")
     n.add_argument("--lake", default=settings.lake)
-    n.add_argument("--out", type=Path, default=Path("streamlit_data"), help="snapshot folder (default streamlit_data)")
+    n.add_argument(
+        "--out",
+        type=Path,
+        default=Path(settings.snapshot_dir),
+        help=f"snapshot folder (ETL_SNAPSHOT_DIR; default {settings.snapshot_dir}); "
+        "`--out streamlit_data` refreshes the committed one that Streamlit Community Cloud reads",
+    )
 
     i = commands.add_parser("import-csv", help="load a recorded CSV with the same validation as a pull")
     i.add_argument("file", type=Path)

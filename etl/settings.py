@@ -10,7 +10,8 @@ from dataclasses import dataclass
 class EtlSettings:
     api_url: str = "http://127.0.0.1:8000"
     lake: str = "lake"
-    first_pull_days: float = 7.0  # where a lake's first pull starts, back from the API's clock
+    first_pull_days: float = 91.0  # where a lake's first pull starts, back from the API's clock: 13 weeks,
+    # so that baselines, deviations, anomalies and trends show on a first start
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
     retries: int = 6  # attempts after the first
@@ -18,7 +19,8 @@ class EtlSettings:
     backoff_max_seconds: float = 30.0
     page_rows: int = 500_000  # rows per request: large pages, few round trips, bounded memory
     lock_timeout: float = 600.0
-    snapshot_dir: str = "streamlit_data"  # where the dashboard's committed snapshot is published
+    snapshot_dir: str = "snapshot"  # where the DAG publishes the dashboard's snapshot: an ignored folder;
+    # the committed streamlit_data/ changes only by `python -m etl snapshot --out streamlit_data`
     alert_window_days: float = 2.0  # ERROR incidents that ended this long before a run are old news
     alert_webhook: str = ""  # POST new alerts here as JSON, when set
     smtp_host: str = ""  # e-mail new alerts through this server, when set

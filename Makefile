@@ -1,7 +1,7 @@
 # The two set-up commands: `make up` (start the stack) and `make test` (the whole suite).
 SHELL := /bin/bash
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
 RUN := .run
 API_HOST ?= 127.0.0.1
@@ -17,6 +17,11 @@ AIRFLOW_ENV := PATH=$(CURDIR)/$(BIN):$$PATH AIRFLOW_HOME=$(CURDIR)/airflow_home 
 	AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
 	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$(AIRFLOW_PORT)/execution/ \
 	PYTHONPATH=$(CURDIR) ETL_API_URL=$(API_URL) ETL_LAKE=$(CURDIR)/lake
+# Airflow's login (simple auth manager): chosen here on a first start, so that the dashboard can
+# read the DAG's runs from Airflow's REST API from its own start on.
+AIRFLOW_PASSWORDS := airflow_home/simple_auth_manager_passwords.json.generated
+DASHBOARD_ENV := DASHBOARD_LAKE=$(CURDIR)/lake DASHBOARD_AIRFLOW_URL=http://127.0.0.1:$(AIRFLOW_PORT) \
+	DASHBOARD_AIRFLOW_USER=admin DASHBOARD_AIRFLOW_PASSWORD_FILE=$(CURDIR)/$(AIRFLOW_PASSWORDS)
 # start NAME CMD: run CMD in the background in a new session, unless NAME is already running.
 define start
 	@if [ -f $(RUN)/$(1).pid ] && kill -0 $$(cat $(RUN)/$(1).pid) 2>/dev/null; then \
@@ -26,7 +31,7 @@ define start
 	fi
 endef
 
-.PHONY: venv up down test lint format bench clean
+.PHONY: venv up down test lint format bench clean browser
 
 # Re-install only when a requirements file changed.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -41,10 +46,13 @@ up: venv
 	@mkdir -p $(RUN)
 	$(call start,api,$(BIN)/uvicorn api.app:app --host $(API_HOST) --port $(API_PORT))
 	@$(BIN)/python -m api.wait_healthy $(API_URL)/health 30 || { echo "API failed to start, see $(RUN)/api.log"; exit 1; }
-	@echo "Catching the lake up (the last week on a first start) ..."
+	@echo "Catching the lake up (13 weeks on a first start, from the watermark after) ..."
 	@env $(AIRFLOW_ENV) $(BIN)/python -m etl pull && env $(AIRFLOW_ENV) $(BIN)/python -m etl transform
+	@mkdir -p airflow_home && test -s $(AIRFLOW_PASSWORDS) || $(BIN)/python -c \
+		'import json, secrets, sys; open(sys.argv[1], "w").write(json.dumps({"admin": secrets.token_urlsafe(12)}))' \
+		$(AIRFLOW_PASSWORDS)
 	$(call start,airflow,env $(AIRFLOW_ENV) $(BIN)/airflow standalone)
-	$(call start,dashboard,env DASHBOARD_LAKE=$(CURDIR)/lake $(BIN)/streamlit run dashboard/app.py \
+	$(call start,dashboard,env $(DASHBOARD_ENV) $(BIN)/streamlit run dashboard/app.py \
 		--server.address 127.0.0.1 --server.port $(DASHBOARD_PORT) --server.headless true)
 	@$(BIN)/python -m api.wait_healthy http://127.0.0.1:$(DASHBOARD_PORT)/_stcore/health 60 \
 		|| { echo "dashboard failed to start, see $(RUN)/dashboard.log"; exit 1; }
@@ -79,7 +87,22 @@ format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: venv lint
+# The dashboard's browser tests drive Debian's chromium: installed here where we can (root and apt);
+# otherwise make test stops and says how. SKIP_BROWSER=1 skips them on purpose, never under CI.
+browser:
+	@if [ "$${SKIP_BROWSER:-}" = 1 ] && [ -z "$${CI:-}" ]; then \
+		echo "SKIP_BROWSER=1: the dashboard's browser tests will be skipped"; \
+	elif [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing Debian's chromium for the browser tests ..."; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "error: the browser tests need Debian's chromium: run 'sudo apt-get install chromium' (or SKIP_BROWSER=1 make test to skip them)"; \
+			exit 1; \
+		fi; \
+	fi
+
+test: venv lint browser
 	$(BIN)/python -m pytest
 
 bench: venv

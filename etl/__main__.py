@@ -1,4 +1,4 @@
-"""The ETL command line: `python -m etl pull | status | transform | snapshot | import-csv` (each with --help).
+"""The ETL command line: `python -m etl pull | status | transform | snapshot | import-csv | sites` (each with --help).
 
 Exit codes: 0 done; 1 the run failed (API unreachable after retries, lake locked);
 2 bad input (arguments, dates, a CSV that cannot be read). Failures print one line.
@@ -58,6 +58,17 @@ def build_parser(settings: EtlSettings) -> argparse.ArgumentParser:
     i.add_argument("--lake", default=settings.lake)
     i.add_argument("--robot-id", help="robot_id for every row, when the file has no such column")
     i.add_argument("--store", help="store for every row, when the file has no such column")
+    i.add_argument("--sensor-id", help="door (sensor_id) for every row, e.g. to load a door's `in` and `out` "
+                   "columns as two sensors, one import each")  # fmt: skip
+
+    r = commands.add_parser("sites", help="the site registry: stores and robots the lake's readings belong to")
+    actions = r.add_subparsers(dest="action", required=True)
+    load = actions.add_parser("load", help="check a TOML or JSON file of stores and robots, and register them")
+    load.add_argument("file", type=Path)
+    load.add_argument("--lake", default=settings.lake)
+    show = actions.add_parser("list", help="the registered stores and robots")
+    show.add_argument("--lake", default=settings.lake)
+    show.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -86,9 +97,12 @@ def main(argv: list[str] | None = None) -> int:
 
             print(write_snapshot(Lake(args.lake), args.out).line())
             return 0
+        if args.command == "sites":
+            return run_sites(args)
         from etl.importcsv import import_csv  # pandas: only this command needs it
 
-        constants = {k: v for k, v in (("robot_id", args.robot_id), ("store", args.store)) if v}
+        given = (("robot_id", args.robot_id), ("store", args.store), ("sensor_id", args.sensor_id))
+        constants = {k: v for k, v in given if v}
         summary = import_csv(Lake(args.lake), dataset(args.kind), args.file, args.map, settings, constants)
         print(summary.line())
         return 0
@@ -114,6 +128,20 @@ def run_pull(args: argparse.Namespace, settings: EtlSettings) -> int:
             print(pull(client, lake, dataset(kind), settings, start, end, Progress()).line())
     finally:
         client.close()
+    return 0
+
+
+def run_sites(args: argparse.Namespace) -> int:
+    from etl import sites
+
+    lake = Lake(args.lake)
+    if args.action == "load":
+        registry = sites.load(lake, args.file)
+        print(f"sites: {args.file} registered in {lake.uri}\n{sites.listing(registry)}")
+    elif args.json:
+        print(json.dumps(lake.read_fleet(), indent=2, sort_keys=True))
+    else:
+        print(sites.listing(lake.read_fleet()))
     return 0
 
 

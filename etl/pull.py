@@ -8,7 +8,6 @@ stands (a backfill of older data never moves it, a gap never lets it jump).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ from etl.datasets import Dataset
 from etl.lake import Lake
 from etl.progress import Progress
 from etl.settings import EtlSettings
+from etl.sites import normalise, register
 from etl.validate import validate
 
 DAY = dt.timedelta(days=1)
@@ -42,13 +42,17 @@ class RunSummary:
     watermark: str | None = None
     status: str = "running"
     finished_at: str | None = None
+    reasons: dict[str, int] = field(default_factory=dict)  # quarantined rows per reason
+    notes: list[str] = field(default_factory=list)  # what a user should know of what was loaded
 
     def line(self) -> str:
         span = f" {self.start} .. {self.end}" if self.start else ""
+        why = "".join(f"\n  quarantined {n:,}: {reason}" for reason, n in self.reasons.items())
+        notes = "".join(f"\n  note: {note}" for note in self.notes)
         return (
             f"{self.command} {self.kind}: {self.rows:,} rows, {len(self.partitions)} partitions, "
             f"{self.quarantined:,} quarantined, {self.retries} retries, {self.seconds:.1f} s;{span}; "
-            f"watermark {self.watermark or 'none'}"
+            f"watermark {self.watermark or 'none'}{why}{notes}"
         )
 
 
@@ -88,14 +92,14 @@ def pull(
             watermark = watermark_of(state)
             summary.watermark = state.get("watermark")
             clock = client.data_clock()
-            save_fleet(client, lake)
+            sites = save_fleet(client, lake)
             limit = clock["doors_until"] if data.kind == "doors" else clock["now"]
             if start is None:
                 start = watermark or floor_hour(limit - dt.timedelta(days=settings.first_pull_days))
             end = min(end or limit, limit)
             summary.start, summary.end = iso(start), iso(max(start, end))
             if start < end:
-                _pull_pages(client, lake, data, settings, start, end, summary, state, progress)
+                _pull_pages(client, lake, data, settings, start, end, summary, state, progress, sites)
             summary.status = "ok"
         except BaseException as exc:
             summary.status = f"failed: {exc}"
@@ -108,7 +112,7 @@ def pull(
     return summary
 
 
-def _pull_pages(client, lake, data, settings, start, end, summary, state, progress) -> None:
+def _pull_pages(client, lake, data, settings, start, end, summary, state, progress, sites) -> None:
     days = max(1, settings.page_rows // data.rows_per_day_hint)
     todo = pages(start, end, days)
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
@@ -122,7 +126,7 @@ def _pull_pages(client, lake, data, settings, start, end, summary, state, progre
             if number + 1 < len(todo):
                 upcoming = pool.submit(client.readings, data, *todo[number + 1])
             page_end = min(page_end, max(page_start, page.until))
-            load_page(lake, data, page.table, page_start, page_end, summary, f"{run_id}-{number:05d}")
+            load_page(lake, data, page.table, page_start, page_end, summary, f"{run_id}-{number:05d}", sites)
             advance_watermark(lake, data.kind, state, page_start, page_end, summary)
             if progress:
                 progress.update(number + 1, summary.rows)
@@ -132,23 +136,40 @@ def _pull_pages(client, lake, data, settings, start, end, summary, state, progre
         progress.finish()
 
 
-def save_fleet(client: ApiClient, lake: Lake) -> None:
-    """Keep the API's fleet (stores with time zones, robots) beside the data: transforms need
-    each store's time zone, and the lake must be readable without the API."""
+def save_fleet(client: ApiClient, lake: Lake) -> dict:
+    """Merge the API's fleet (stores with time zones, robots) into the lake's site registry
+    (etl/sites.py): transforms need each store's time zone, and the lake must be readable without
+    the API. Sites loaded by hand stay as they were. Returns the registry."""
     fleet = client.get_json("/v1/fleet")
-    body = json.dumps({k: fleet[k] for k in ("seed", "stores", "robots")}, indent=2, sort_keys=True).encode()
-    lake.write_bytes(lake.fleet_file(), body)
+    return register(lake, {**normalise(fleet, "api"), "seed": fleet.get("seed")})
 
 
 def load_page(
-    lake: Lake, data: Dataset, table: pa.Table, start: dt.datetime, end: dt.datetime, summary: RunSummary, name: str
+    lake: Lake,
+    data: Dataset,
+    table: pa.Table,
+    start: dt.datetime,
+    end: dt.datetime,
+    summary: RunSummary,
+    name: str,
+    sites: dict | None = None,
 ) -> None:
-    checked = validate(table, data, start, end)
+    checked = validate(table, data, start, end, sites)
     written = lake.replace_interval(data, checked.good, start, end)
     summary.rows += checked.good.num_rows
     summary.partitions.extend(p.date.isoformat() for p in written if p.date.isoformat() not in summary.partitions)
     quarantine(lake, data.kind, checked.bad, name)
     summary.quarantined += checked.bad.num_rows
+    for reason, n in reason_counts(checked.bad).items():
+        summary.reasons[reason] = summary.reasons.get(reason, 0) + n
+
+
+def reason_counts(bad: pa.Table) -> dict[str, int]:
+    """Quarantined rows per reason, the most frequent first."""
+    if not bad.num_rows:
+        return {}
+    counts = bad.group_by("reason").aggregate([("reason", "count")]).sort_by([("reason_count", "descending")])
+    return dict(zip(counts.column("reason").to_pylist(), counts.column("reason_count").to_pylist(), strict=True))
 
 
 def quarantine(lake: Lake, kind: str, bad: pa.Table, name: str) -> None:

@@ -63,12 +63,19 @@ class TransformSummary:
     dates: list[str] = field(default_factory=list)  # raw UTC dates recomputed
     full: bool = False
     seconds: float = 0.0
+    unplaced: dict[str, int] = field(default_factory=dict)  # raw door rows of stores the registry lacks
 
     def line(self) -> str:
         what = f"{len(self.dates)} dates" if self.dates else "nothing new"
         tables = ", ".join(f"{name} {rows:,}" for name, rows in self.tables.items())
+        lost = "".join(
+            f"\n  not placed: {rows:,} raw door readings of store {store!r}, which the site registry does not "
+            "describe (python -m etl sites load, then transform --full)"
+            for store, rows in self.unplaced.items()
+        )
         return (
-            f"transform{' --full' if self.full else ''}: {what}; {tables or 'no tables written'}; {self.seconds:.2f} s"
+            f"transform{' --full' if self.full else ''}: {what}; {tables or 'no tables written'}; "
+            f"{self.seconds:.2f} s{lost}"
         )
 
 
@@ -181,10 +188,14 @@ def transform(lake: Lake, params: TransformParams, full: bool = False, lock_time
                 for f in families
             ]
             for run in runs:  # in FAMILIES order, whichever finishes first
-                summary.tables.update(run.result())
+                tables, unplaced = run.result()
+                summary.tables.update(tables)
+                summary.unplaced.update(unplaced)
         lake.write_state(
-            STATE_KIND, {"raw": versions, "params": asdict(params), "layout": layout, "last_run": summary.line()}
-        )
+            STATE_KIND,
+            {"raw": versions, "params": asdict(params), "layout": layout, "last_run": summary.line(),
+             "unplaced": summary.unplaced},
+        )  # fmt: skip
     summary.seconds = round(time.perf_counter() - began, 3)
     return summary
 
@@ -198,9 +209,10 @@ def run_family(
     versions: dict,
     rebuild: bool,
     fleet: dict,
-) -> dict[str, int]:
+) -> tuple[dict[str, int], dict[str, int]]:
     """Recompute a family's tables from its first changed partition on, chunk by chunk; returns
-    the rows written per table."""
+    the rows written per table, and the raw rows of the run's dates it could not place (door
+    readings of a store the site registry lacks: no time zone, no local date)."""
     days = sorted(Partition.from_iso(d).day for d in versions[family.source])
     last = days[-1] if days else 0
     names = [n for n in queries if n.startswith(family.prefix)]
@@ -214,6 +226,7 @@ def run_family(
     existing = {n: mart_partitions(lake, n, family.partition, reach) for n in names}
     written: dict[str, set[str]] = {n: set() for n in names}
     rows: dict[str, int] = dict.fromkeys(names, 0)
+    unplaced: dict[str, int] = {}
     # An hourly increment's queries are too small to share between threads, and the two
     # families already keep both cores busy: one thread each saved 10 % of its time.
     single_thread = last + 2 - first_day <= SMALL_RUN_DAYS
@@ -222,6 +235,9 @@ def run_family(
         from_day = first - family.lookback_days(params)
         paths = [lake.partition_file(family.source, Partition(d)) for d in days if from_day <= d <= until + 1]
         con = connect(lake, family.source, paths, fleet, single_thread)
+        if family.source == "doors" and paths:
+            for store, count in unplaced_doors(con, first, until).items():
+                unplaced[store] = unplaced.get(store, 0) + count
         for name in names:
             if name in PREPARE:
                 PREPARE[name](con)
@@ -240,7 +256,17 @@ def run_family(
             for part in existing[name] - written[name]:
                 lake.delete(lake.mart_file(name, part))
             lake.remove_empty_folders("marts", name)
-    return rows
+    return rows, unplaced
+
+
+def unplaced_doors(con: duckdb.DuckDBPyConnection, first: int, until: int) -> dict[str, int]:
+    """store -> raw readings dated [first, until] (UTC) that door_hourly_sensor cannot place."""
+    found = con.execute(
+        "SELECT store, count(*) FROM raw_doors WHERE store NOT IN (SELECT name FROM stores) "
+        "AND CAST(ts AS DATE) BETWEEN $first AND $until GROUP BY store ORDER BY store",
+        {"first": Partition(first).date, "until": Partition(until).date},
+    ).fetchall()
+    return dict(found)
 
 
 PREPARE = {"robot_fits": add_robot_bucket_sums}  # helper tables registered before a table's query runs

@@ -6,11 +6,13 @@ import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from etl.datasets import AXIS_COLUMNS, MAX_AXIS_ABS, MAX_HOURLY_COUNT, Dataset
 from etl.lake import outside_interval, repeated_keys
+from etl.sites import door_ids
 
 US_PER_HOUR = 3_600_000_000
 
@@ -21,12 +23,18 @@ class Checked:
     bad: pa.Table  # the data set's columns as text, plus `reason`
 
 
-def validate(table: pa.Table, data: Dataset, start: dt.datetime | None, end: dt.datetime | None) -> Checked:
+def validate(
+    table: pa.Table, data: Dataset, start: dt.datetime | None, end: dt.datetime | None, sites: dict | None = None
+) -> Checked:
     """Split rows into good ones and bad ones with the first reason that applies.
 
-    Failed doors (null counts) are good rows: a failure is data, not an error.
+    Failed doors (null counts) are good rows: a failure is data, not an error. With `sites` (the
+    lake's site registry), door readings of a store or door it does not describe are bad: the
+    transform could not place them (no time zone), so they are quarantined with the reason.
     """
     checks = _common_checks(table, data, start, end)
+    if sites is not None and data.kind == "doors":  # an unknown store's first problem: say which
+        checks += _site_checks(table, sites)
     checks += _door_checks(table) if data.kind == "doors" else _robot_checks(table)
     checks.append(("duplicate key " + "/".join(data.key), repeated_keys(table, data.key, keep="first")))
     reason = np.full(table.num_rows, None, dtype=object)
@@ -70,6 +78,30 @@ def _door_checks(table: pa.Table) -> list:
         ("count negative", _filled(pc.less(count, 0))),
         (f"count above the plausible cap of {MAX_HOURLY_COUNT}", _filled(pc.greater(count, MAX_HOURLY_COUNT))),
     ]
+
+
+def _site_checks(table: pa.Table, sites: dict) -> list:
+    """One check per unknown store and per store with unknown doors, each naming them."""
+    doors = door_ids(sites)
+    store = table.column("store").to_numpy(zero_copy_only=False)
+    sensor = pc.fill_null(table.column("sensor_id"), -1).to_numpy(zero_copy_only=False)
+    checks = []
+    for name in np.unique(store[pd.notna(store)]).tolist():
+        here = store == name
+        if name not in doors:
+            checks.append((f"store {name!r} is not in the site registry (describe it: python -m etl sites load)", here))
+            continue
+        unknown = here & ~np.isin(sensor, sorted(doors[name])) & (sensor >= 0)
+        if unknown.any():
+            checks.append((f"door not in the site registry's doors of {name!r} ({_span(doors[name])})", unknown))
+    return checks
+
+
+def _span(ids: set[int]) -> str:
+    ordered = sorted(ids)
+    if not ordered:
+        return "none"
+    return f"{ordered[0]}-{ordered[-1]}" if ordered == list(range(ordered[0], ordered[-1] + 1)) else str(ordered)
 
 
 def _robot_checks(table: pa.Table) -> list:

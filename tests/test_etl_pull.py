@@ -77,8 +77,16 @@ class PullTest(unittest.TestCase):
             summary = self.pull(data, start, end, page_rows=200_000)
             expected = api_table(self.server, data, start + "Z", end + "Z")
             self.assertEqual(summary.rows, expected.num_rows)
-            fleet = json.loads(Path(self.root, "reference", "fleet.json").read_text())
-            self.assertEqual(fleet["stores"], self.server.get("/v1/fleet").json()["stores"])
+            # the API's stores, registered in the lake's site registry as the API describes them
+            registered = {
+                s["name"]: s for s in json.loads(Path(self.root, "reference", "fleet.json").read_text())["stores"]
+            }
+            served = self.server.get("/v1/fleet").json()["stores"]
+            self.assertEqual(sorted(registered), sorted(s["name"] for s in served))
+            for store in served:
+                kept = {k: registered[store["name"]][k] for k in store if k != "opened"}
+                self.assertEqual(kept, {k: v for k, v in store.items() if k != "opened"})
+                self.assertEqual(registered[store["name"]]["source"], "api")
             self.assertTrue(lake_table(self.root, data).equals(expected), data.kind)
             self.assertEqual(len(list(Path(self.root, "raw", data.kind).glob("*/*.parquet"))), 30)
         before = {p: pq.read_table(p) for p in Path(self.root, "raw").rglob("*.parquet")}

@@ -58,7 +58,7 @@ up: venv
 		|| { echo "dashboard failed to start, see $(RUN)/dashboard.log"; exit 1; }
 	@$(BIN)/python -m api.wait_healthy http://127.0.0.1:$(AIRFLOW_PORT)/api/v2/monitor/health 180 \
 		|| { echo "Airflow failed to start, see $(RUN)/airflow.log"; exit 1; }
-	@echo "API:       $(API_URL)/        (OpenAPI docs: $(API_URL)/docs)"
+	@echo "API:       $(API_URL)/docs   (the simulator API and its OpenAPI docs; health: $(API_URL)/health)"
 	@echo "Airflow:   http://127.0.0.1:$(AIRFLOW_PORT)/   DAG sensor_pipeline, hourly, unpaused"
 	@echo "           login: $$($(BIN)/python -c 'import json,sys; print(*next(iter(json.load(open(sys.argv[1])).items())), sep=" / ")' \
 		airflow_home/simple_auth_manager_passwords.json.generated 2>/dev/null || echo 'see $(RUN)/airflow.log')"

@@ -67,7 +67,9 @@ EndParam = Annotated[
 
 
 def iso(us: int) -> str:
-    return (EPOCH + dt.timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Microseconds -> '2024-07-01T08:00:00Z', with '.123456' only when there is a fraction (as the encoders)."""
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if us % US else "%Y-%m-%dT%H:%M:%SZ"
+    return (EPOCH + dt.timedelta(microseconds=us)).strftime(fmt)
 
 
 def parse_time(name: str, text: str) -> int:

@@ -2,7 +2,8 @@
 
 Every encoder works on whole columns (Arrow compute), never row by row in
 Python, and yields bytes per chunk so that a large answer is never built whole
-in memory. Text formats write timestamps as ISO 8601 UTC (`2024-07-01T08:00:00Z`).
+in memory. Text formats write timestamps as ISO 8601 UTC (`2024-07-01T08:00:00Z`, with
+microseconds only when there is a fraction: `2024-07-01T08:00:00.123456Z`).
 """
 
 from __future__ import annotations
@@ -87,12 +88,19 @@ def _parquet(chunks: Iterable[pa.Table], schema: pa.Schema) -> Iterator[bytes]:
     yield sink.drain()
 
 
-def iso_strings(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    """UTC timestamps (whole seconds) -> '2024-07-01T08:00:00Z'.
+def iso_strings(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """UTC timestamps -> '2024-07-01T08:00:00Z', or '2024-07-01T08:00:00.123456Z' when there is a fraction.
 
     A cast to string and a slice edit: 15x faster than pc.strftime, which works value by value.
+    Whole seconds (every reading) take the short form; a fraction (an event ending at a
+    wall clock with microseconds) is written exactly, never cut.
     """
-    text = col.cast(pa.timestamp("s")).cast(pa.string())  # '2024-07-01 08:00:00'
+    naive = col.cast(pa.timestamp("us"))  # UTC wall time, no zone suffix in the text
+    seconds = naive.cast(pa.timestamp("s"), safe=False)
+    whole = pc.equal(seconds.cast(pa.timestamp("us")), naive)
+    text = seconds.cast(pa.string())  # '2024-07-01 08:00:00'
+    if pc.all(whole).as_py() is False:
+        text = pc.if_else(whole, text, naive.cast(pa.string()))  # '2024-07-01 08:00:00.123456'
     return pc.binary_join_element_wise(pc.binary_replace_slice(text, 10, 11, "T"), "Z", "")
 
 

@@ -110,7 +110,11 @@ def read_robots(
         known = ", ".join(r.id for r in sim.fleet.units)
         raise ApiError(422, f"robot_id: unknown robot {robot_id!r}; known robots: {known}")
     sample_us = sim.fleet.robots.sample_seconds * US
-    until_us = max(start_us, min(end_us, sim.now_us()))
+    # Clipped to the first sample time at or after the clock, not to the clock itself: the
+    # answer is as complete there, and a clock with a fraction never becomes a watermark
+    # that a client rounding to whole seconds would re-read a sample from.
+    clock_us = ceil_div(sim.now_us(), sample_us) * sample_us
+    until_us = max(start_us, min(end_us, clock_us))
     n0, n1 = ceil_div(start_us, sample_us), ceil_div(until_us, sample_us)
     robots = sim.robots.select(robot_id)
     rows = sim.robots.row_count(n0, n1, robots)

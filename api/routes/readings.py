@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Iterator
 from typing import Annotated
 
 import pyarrow as pa
@@ -27,6 +28,7 @@ from api.simulate.doors import HOUR_S
 from contract.schemas import DOOR_READINGS, ROBOT_READINGS
 
 router = APIRouter(prefix="/v1/readings", tags=["readings"])
+log = logging.getLogger("api.stream")
 
 HOUR_US = HOUR_S * US
 DOORS_EXAMPLE = [{"ts": "2024-07-01T08:00:00Z", "store": "Paris", "sensor_id": 12, "count": 5123}]
@@ -49,8 +51,25 @@ def _responses(example: list[dict]) -> dict:
 
 def stream(chunks: Iterable[pa.Table], schema: pa.Schema, fmt: str, until_us: int, rows: int) -> StreamingResponse:
     headers = {"X-Data-Until": iso(until_us), "X-Row-Count": str(rows)}
-    body = encode(prefetched(chunks), schema, fmt)
+    body = aborting(encode(prefetched(chunks), schema, fmt), f"{fmt} answer of {rows:,} rows")
     return StreamingResponse(body, media_type=MEDIA_TYPES[fmt], headers=headers)
+
+
+def aborting(body: Iterator[bytes], what: str) -> Iterator[bytes]:
+    """The body, which on a failure after the 200 is logged and re-raised, never ended quietly.
+
+    Re-raised, the exception makes uvicorn close the socket without the terminating
+    chunk of the chunked body, so every HTTP client sees a broken answer (requests
+    raises ChunkedEncodingError) instead of a short one that looks complete.
+    """
+    sent = 0
+    try:
+        for piece in body:
+            sent += len(piece)
+            yield piece
+    except Exception:
+        log.exception("aborting the %s after %s bytes: the body failed mid-stream", what, f"{sent:,}")
+        raise
 
 
 def door_selection(sim: Simulation, store: str | None, sensor_id: int | None, store_param: str = "store") -> list:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from api.deps import ApiError, Simulation
 from api.routes import events, fleet, legacy, readings
@@ -20,7 +21,15 @@ failure, anomaly and drift it injected. A reading is a pure function of
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
-    app = FastAPI(title="Sensor simulator API", version="1.0.0", description=DESCRIPTION)
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from this API (/static-offline-docs),
+    # not from a CDN, so the docs work on a machine without internet access.
+    # validatorUrl None: Swagger UI would otherwise send the document to an online validator.
+    app = FastAPIOffline(
+        title="Sensor simulator API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        swagger_ui_parameters={"validatorUrl": None},
+    )
     app.state.simulation = Simulation.from_settings(settings)
     for module in (legacy, fleet, readings, events):
         app.include_router(module.router)

@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
-from api.deps import ApiError, Simulation
+from api.deps import ApiError, Simulation, shown
 from api.routes import events, fleet, legacy, readings
 from api.settings import Settings
 
@@ -47,7 +47,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     lines = []
     for err in exc.errors():
         name = ".".join(str(p) for p in err["loc"][1:]) or str(err["loc"][0])
-        got = f" (got {err['input']!r})" if "input" in err and err["type"] != "missing" else ""
+        got = f" (got {shown(err['input'])})" if "input" in err and err["type"] != "missing" else ""
         lines.append(f"{name}: {err['msg']}{got}")
     return JSONResponse({"detail": "; ".join(lines), "errors": jsonable(exc.errors())}, status_code=422)
 

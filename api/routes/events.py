@@ -48,7 +48,7 @@ def read_events(
     at 4 sigma). An event still running at the clock ends at the clock with
     `ongoing` true.
     """
-    start_us, end_us = parse_span(start, end)
+    start_us, end_us = parse_span(sim, start, end)
     if kind == "doors":
         clock_us = sim.doors_until_hour() * HOUR_US
         h0, h1 = start_us // HOUR_US, ceil_div(min(end_us, clock_us), HOUR_US)

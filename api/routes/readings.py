@@ -22,6 +22,7 @@ from api.deps import (
     check_row_cap,
     iso,
     parse_span,
+    shown,
 )
 from api.encode import MEDIA_TYPES, encode, prefetched
 from api.simulate.doors import HOUR_S
@@ -76,7 +77,7 @@ def door_selection(sim: Simulation, store: str | None, sensor_id: int | None, st
     """The doors a request covers, or a 422 naming the parameter that points nowhere."""
     if store is not None and sim.doors.store_sim(store) is None:
         known = ", ".join(s.name for s in sim.fleet.stores)
-        raise ApiError(422, f"{store_param}: unknown store {store!r}; known stores: {known}")
+        raise ApiError(422, f"{store_param}: unknown store {shown(store)}; known stores: {known}")
     if sensor_id is not None:
         if store is None:
             raise ApiError(422, "sensor_id: needs store (sensor ids are numbered per store)")
@@ -101,7 +102,7 @@ def read_doors(
     store is closed, and null while the door's sensor has failed. The unfinished
     current hour is never served; `X-Data-Until` says where the answer stops.
     """
-    start_us, end_us = parse_span(start, end)
+    start_us, end_us = parse_span(sim, start, end)
     selection = door_selection(sim, store, sensor_id)
     h0 = ceil_div(start_us, HOUR_US)
     h1 = min(ceil_div(end_us, HOUR_US), sim.doors_until_hour())
@@ -124,10 +125,10 @@ def read_robots(
 
     A resting axis reads exactly 0. Samples exist up to the data clock.
     """
-    start_us, end_us = parse_span(start, end)
+    start_us, end_us = parse_span(sim, start, end)
     if robot_id is not None and sim.fleet.robot(robot_id) is None:
         known = ", ".join(r.id for r in sim.fleet.units)
-        raise ApiError(422, f"robot_id: unknown robot {robot_id!r}; known robots: {known}")
+        raise ApiError(422, f"robot_id: unknown robot {shown(robot_id)}; known robots: {known}")
     sample_us = sim.fleet.robots.sample_seconds * US
     # Clipped to the first sample time at or after the clock, not to the clock itself: the
     # answer is as complete there, and a clock with a fraction never becomes a watermark

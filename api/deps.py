@@ -13,6 +13,7 @@ from api.fleet import Fleet, load_fleet
 from api.settings import Settings
 from api.simulate.doors import HOUR_S, DoorSimulator
 from api.simulate.robots import RobotSimulator
+from api.streams import StreamGate
 from contract.times import EPOCH, parse_instant, to_us
 
 US = 1_000_000
@@ -34,11 +35,12 @@ class Simulation:
     fleet: Fleet
     doors: DoorSimulator
     robots: RobotSimulator
+    streams: StreamGate  # the bulk answers streaming now, at most API_MAX_STREAMS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Simulation:
         fleet = load_fleet(settings.fleet_file)
-        return cls(settings, fleet, DoorSimulator(fleet), RobotSimulator(fleet))
+        return cls(settings, fleet, DoorSimulator(fleet), RobotSimulator(fleet), StreamGate(settings.max_streams))
 
     def now_us(self) -> int:
         return to_us(self.settings.clock.now())

@@ -223,26 +223,35 @@ def prefetched(chunks: Iterable[pa.Table], depth: int = 2) -> Iterator[pa.Table]
     """Produce the next chunks in a background thread while this one is encoded and sent.
 
     numpy and Arrow release the GIL in their kernels, so generating and encoding overlap
-    on two cores. The producer stops when the consumer goes away (a client disconnect).
+    on two cores. The producer stops when the consumer goes away (a client disconnect
+    closes this generator): every put, the last one and an exception too, gives up once
+    `stop` is set, so the thread never waits forever on a full queue nobody reads.
     """
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()
 
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        buffer.put(chunk, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(chunk):
                     return
-            buffer.put(done)
+            put(done)
         except BaseException as exc:  # handed to the consumer, raised there
-            buffer.put(exc)
+            put(exc)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()  # a generator's own clean-up runs in the thread that ran it
 
     thread = threading.Thread(target=produce, daemon=True, name="chunk-producer")
     thread.start()

@@ -40,6 +40,7 @@ class Settings:
     clock: Clock = field(default_factory=Clock)
     max_rows: int = 10_000_000
     chunk_rows: int = 262_144
+    max_streams: int = 4  # bulk answers streaming at once; each holds a producer thread and a few chunks
     # The plausible time window of data: every time parameter lies in
     # [min_time, clock + max_ahead_days], so no request reaches dates whose arithmetic overflows.
     min_time: dt.datetime = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -47,7 +48,8 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        """FLEET_FILE, SIM_NOW (ISO 8601), SIM_SPEED, API_MAX_ROWS, API_CHUNK_ROWS, API_MIN_TIME, API_MAX_AHEAD_DAYS."""
+        """FLEET_FILE, SIM_NOW (ISO 8601), SIM_SPEED, API_MAX_ROWS, API_CHUNK_ROWS, API_MAX_STREAMS,
+        API_MIN_TIME, API_MAX_AHEAD_DAYS."""
         env = dict(os.environ if env is None else env)
         min_time = _instant(env, "API_MIN_TIME") or cls.min_time
         return cls(
@@ -55,6 +57,7 @@ class Settings:
             clock=Clock(anchor=_instant(env, "SIM_NOW"), speed=_positive(env, "SIM_SPEED", 1.0, float)),
             max_rows=_positive(env, "API_MAX_ROWS", cls.max_rows, int),
             chunk_rows=_positive(env, "API_CHUNK_ROWS", cls.chunk_rows, int),
+            max_streams=_positive(env, "API_MAX_STREAMS", cls.max_streams, int),
             min_time=min_time,
             max_ahead_days=_positive(env, "API_MAX_AHEAD_DAYS", cls.max_ahead_days, float),
         )

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
+import time
 import unittest
 
-from api.settings import Settings
+import psutil
+import pyarrow as pa
+import requests
+
+from api.app import create_app
+from api.settings import Clock, Settings
+from tests.api_support import InProcessServer
 from tests.support import ApiServer
 
 LEGACY = dict(store_name="Paris", year=2024, month=7, day=30, hour=12)
@@ -96,6 +105,109 @@ class WindowSettingsTest(unittest.TestCase):
         ]:
             with self.subTest(env=env), self.assertRaisesRegex(ValueError, message):
                 Settings.from_env(env)
+
+
+HALF_YEAR_OF_ROBOTS = dict(start="2024-01-01", end="2024-07-01", format="csv")  # 6.3 million rows, ~700 MB of csv
+
+
+def open_stream(base: str, session: requests.Session, **params) -> requests.Response:
+    """A bulk answer whose first 1 MiB has been read, the rest still streaming."""
+    response = session.get(base + "/v1/readings/robots", params=params, stream=True, timeout=60)
+    if response.status_code == 200:
+        # kept on the response: a closed iterator would close the connection (urllib3 does)
+        response.pieces = response.iter_content(1 << 16)
+        for _ in range(16):
+            next(response.pieces)
+    return response
+
+
+def producers() -> int:
+    return sum(t.name == "chunk-producer" for t in threading.enumerate())
+
+
+def wait_for(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+class RowCapTest(unittest.TestCase):
+    def test_robot_events_have_the_row_cap_too(self) -> None:
+        with ApiServer(API_MAX_ROWS="100") as server:
+            r = server.get("/v1/events", kind="robots", start="2024-01-01", end="2025-01-01")
+            self.assertEqual(r.status_code, 413, r.text[:300])
+            self.assertIn("over the cap of 100 (API_MAX_ROWS)", r.json()["detail"])
+            self.assertEqual(
+                server.get("/v1/events", kind="robots", start="2024-07-01", end="2024-07-03").status_code, 200
+            )
+
+    def test_the_widest_robot_event_span_costs_little_memory(self) -> None:
+        # 0001-01-01..9999-12-31 took the server from 264 MiB to 2.5 GiB; the window now stops it at
+        # 1970..2035, and hour slots before a robot's installation are no longer hashed at all.
+        with ApiServer() as server:
+            process = psutil.Process(server.process.pid)
+            before = process.memory_info().rss
+            r = server.get("/v1/events", kind="robots", start="1970-01-01T00:00:00Z", end="2035-01-09T00:00:00Z")
+            self.assertEqual(r.status_code, 200)
+            self.assertGreater(int(r.headers["X-Row-Count"]), 1000)
+            self.assertLess(process.memory_info().rss - before, 100 << 20)
+
+
+class StreamCapTest(unittest.TestCase):
+    def test_beyond_api_max_streams_a_503_with_retry_after_until_a_slot_frees(self) -> None:
+        with ApiServer(API_MAX_STREAMS="2") as server:
+            held = [open_stream(server.base, server.session, **HALF_YEAR_OF_ROBOTS) for _ in range(2)]
+            self.assertEqual([r.status_code for r in held], [200, 200])
+            other = requests.Session()
+            other.trust_env = False
+            busy = other.get(server.base + "/v1/readings/doors", params=SPAN, timeout=30)
+            self.assertEqual(busy.status_code, 503)
+            self.assertEqual(busy.headers["Retry-After"], "2")
+            self.assertIn("2 bulk answers are streaming already (API_MAX_STREAMS)", busy.json()["detail"])
+            self.assertEqual(other.get(server.base + "/health", timeout=30).status_code, 200)  # not a bulk answer
+            self.assertEqual(other.get(server.base + "/", params=LEGACY, timeout=30).status_code, 200)
+            for r in held:
+                r.close()  # the client goes away mid-stream: its slot comes back
+            self.assertTrue(
+                wait_for(lambda: other.get(server.base + "/v1/readings/doors", params=SPAN, timeout=30).ok),
+                "no slot came back after the clients disconnected",
+            )
+            other.close()
+
+
+class AbortedDownloadTest(unittest.TestCase):
+    def test_an_aborted_download_stops_its_producer_and_frees_its_memory(self) -> None:
+        app = create_app(Settings(clock=Clock(anchor=dt.datetime(2025, 1, 1, tzinfo=dt.UTC)), chunk_rows=65_536))
+        streams = app.state.simulation.streams
+        with InProcessServer(app) as server:
+            baseline = pa.total_allocated_bytes()
+            for _ in range(6):
+                response = open_stream(server.base, server.session, **HALF_YEAR_OF_ROBOTS)
+                self.assertEqual(response.status_code, 200)
+                self.assertGreater(pa.total_allocated_bytes(), baseline)  # chunks in flight
+                response.close()
+                self.assertTrue(wait_for(lambda: streams.active == 0 and producers() == 0), "a producer kept running")
+            self.assertTrue(wait_for(lambda: pa.total_allocated_bytes() <= baseline), pa.total_allocated_bytes())
+
+    def test_server_memory_stays_bounded_over_many_aborted_downloads(self) -> None:
+        with ApiServer(API_MAX_STREAMS="4", API_CHUNK_ROWS="65536") as server:
+            process = psutil.Process(server.process.pid)
+
+            def abort_some(n: int) -> int:
+                for _ in range(n):
+                    response = open_stream(server.base, server.session, **HALF_YEAR_OF_ROBOTS)
+                    self.assertIn(response.status_code, (200, 503))
+                    response.close()
+                time.sleep(1.0)  # the last producer winds down
+                return process.memory_info().rss
+
+            first = abort_some(6)
+            second = abort_some(12)
+            self.assertLess(first, 1 << 30)
+            self.assertLess(second - first, 150 << 20, "memory grew with every aborted download")
 
 
 if __name__ == "__main__":

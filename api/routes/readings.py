@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Annotated
 
 import pyarrow as pa
 from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
 
 from api.deps import (
     US,
@@ -26,10 +24,11 @@ from api.deps import (
 )
 from api.encode import MEDIA_TYPES, encode, prefetched
 from api.simulate.doors import HOUR_S
+from api.streams import BulkStream
 from contract.schemas import DOOR_READINGS, ROBOT_READINGS
 
 router = APIRouter(prefix="/v1/readings", tags=["readings"])
-log = logging.getLogger("api.stream")
+RETRY_AFTER_S = 2  # a busy stream cap frees up within seconds
 
 HOUR_US = HOUR_S * US
 DOORS_EXAMPLE = [{"ts": "2024-07-01T08:00:00Z", "store": "Paris", "sensor_id": 12, "count": 5123}]
@@ -50,27 +49,19 @@ def _responses(example: list[dict]) -> dict:
     }
 
 
-def stream(chunks: Iterable[pa.Table], schema: pa.Schema, fmt: str, until_us: int, rows: int) -> StreamingResponse:
+def stream(
+    sim: Simulation, chunks: Iterable[pa.Table], schema: pa.Schema, fmt: str, until_us: int, rows: int
+) -> BulkStream:
+    """The answer, streamed in `fmt`, if one of the API_MAX_STREAMS slots is free; a 503 otherwise."""
+    if not sim.streams.try_enter():
+        raise ApiError(
+            503,
+            f"busy: {sim.streams.limit} bulk answers are streaming already (API_MAX_STREAMS); retry in a few seconds",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
     headers = {"X-Data-Until": iso(until_us), "X-Row-Count": str(rows)}
-    body = aborting(encode(prefetched(chunks), schema, fmt), f"{fmt} answer of {rows:,} rows")
-    return StreamingResponse(body, media_type=MEDIA_TYPES[fmt], headers=headers)
-
-
-def aborting(body: Iterator[bytes], what: str) -> Iterator[bytes]:
-    """The body, which on a failure after the 200 is logged and re-raised, never ended quietly.
-
-    Re-raised, the exception makes uvicorn close the socket without the terminating
-    chunk of the chunked body, so every HTTP client sees a broken answer (requests
-    raises ChunkedEncodingError) instead of a short one that looks complete.
-    """
-    sent = 0
-    try:
-        for piece in body:
-            sent += len(piece)
-            yield piece
-    except Exception:
-        log.exception("aborting the %s after %s bytes: the body failed mid-stream", what, f"{sent:,}")
-        raise
+    body = encode(prefetched(chunks), schema, fmt)
+    return BulkStream(body, sim.streams, MEDIA_TYPES[fmt], headers, f"{fmt} answer of {rows:,} rows")
 
 
 def door_selection(sim: Simulation, store: str | None, sensor_id: int | None, store_param: str = "store") -> list:
@@ -95,7 +86,7 @@ def read_doors(
     store: Annotated[str | None, Query(description="One store; all when absent", examples=["Paris"])] = None,
     sensor_id: Annotated[int | None, Query(ge=0, description="0-based door of `store`", examples=[12])] = None,
     format: FormatParam = "json",
-) -> StreamingResponse:
+) -> BulkStream:
     """One row per door per complete hour in [start, end) since the store opened.
 
     `count` is the number of visits in the hour starting at `ts` (UTC), 0 while the
@@ -110,7 +101,7 @@ def read_doors(
     rows = sim.doors.row_count(h0, h1, selection)
     check_row_cap(sim, rows)
     chunks = sim.doors.reading_chunks(h0, h1, selection, sim.settings.chunk_rows)
-    return stream(chunks, DOOR_READINGS, format, until_us, rows)
+    return stream(sim, chunks, DOOR_READINGS, format, until_us, rows)
 
 
 @router.get("/robots", responses=_responses(ROBOTS_EXAMPLE), summary="Robot axis samples")
@@ -120,7 +111,7 @@ def read_robots(
     end: EndParam,
     robot_id: Annotated[str | None, Query(description="One robot; all when absent", examples=["robot-1"])] = None,
     format: FormatParam = "json",
-) -> StreamingResponse:
+) -> BulkStream:
     """One row per robot per sample time in [start, end) since the robot was installed.
 
     A resting axis reads exactly 0. Samples exist up to the data clock.
@@ -140,4 +131,4 @@ def read_robots(
     rows = sim.robots.row_count(n0, n1, robots)
     check_row_cap(sim, rows)
     chunks = sim.robots.reading_chunks(n0, n1, robots, sim.settings.chunk_rows)
-    return stream(chunks, ROBOT_READINGS, format, until_us, rows)
+    return stream(sim, chunks, ROBOT_READINGS, format, until_us, rows)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
-from api.deps import ApiError, Simulation
+from api.deps import ApiError, Simulation, shown
 from api.routes import events, fleet, legacy, readings
 from api.settings import Settings
 
@@ -20,7 +21,15 @@ failure, anomaly and drift it injected. A reading is a pure function of
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
-    app = FastAPI(title="Sensor simulator API", version="1.0.0", description=DESCRIPTION)
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from this API (/static-offline-docs),
+    # not from a CDN, so the docs work on a machine without internet access.
+    # validatorUrl None: Swagger UI would otherwise send the document to an online validator.
+    app = FastAPIOffline(
+        title="Sensor simulator API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        swagger_ui_parameters={"validatorUrl": None},
+    )
     app.state.simulation = Simulation.from_settings(settings)
     for module in (legacy, fleet, readings, events):
         app.include_router(module.router)
@@ -38,7 +47,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     lines = []
     for err in exc.errors():
         name = ".".join(str(p) for p in err["loc"][1:]) or str(err["loc"][0])
-        got = f" (got {err['input']!r})" if "input" in err and err["type"] != "missing" else ""
+        got = f" (got {shown(err['input'])})" if "input" in err and err["type"] != "missing" else ""
         lines.append(f"{name}: {err['msg']}{got}")
     return JSONResponse({"detail": "; ".join(lines), "errors": jsonable(exc.errors())}, status_code=422)
 

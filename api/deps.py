@@ -13,6 +13,7 @@ from api.fleet import Fleet, load_fleet
 from api.settings import Settings
 from api.simulate.doors import HOUR_S, DoorSimulator
 from api.simulate.robots import RobotSimulator
+from api.streams import StreamGate
 from contract.times import EPOCH, parse_instant, to_us
 
 US = 1_000_000
@@ -34,11 +35,12 @@ class Simulation:
     fleet: Fleet
     doors: DoorSimulator
     robots: RobotSimulator
+    streams: StreamGate  # the bulk answers streaming now, at most API_MAX_STREAMS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Simulation:
         fleet = load_fleet(settings.fleet_file)
-        return cls(settings, fleet, DoorSimulator(fleet), RobotSimulator(fleet))
+        return cls(settings, fleet, DoorSimulator(fleet), RobotSimulator(fleet), StreamGate(settings.max_streams))
 
     def now_us(self) -> int:
         return to_us(self.settings.clock.now())
@@ -67,22 +69,62 @@ EndParam = Annotated[
 
 
 def iso(us: int) -> str:
-    return (EPOCH + dt.timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Microseconds -> '2024-07-01T08:00:00Z', with '.123456' only when there is a fraction (as the encoders)."""
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if us % US else "%Y-%m-%dT%H:%M:%SZ"
+    return (EPOCH + dt.timedelta(microseconds=us)).strftime(fmt)
 
 
-def parse_time(name: str, text: str) -> int:
-    """An ISO 8601 query parameter -> microseconds since the epoch, or a 422 naming it."""
+def parse_time(sim: Simulation, name: str, text: str) -> int:
+    """An ISO 8601 query parameter -> microseconds since the epoch, or a 422 naming it.
+
+    The time must lie in the data window (see check_window); one whose UTC form does not
+    exist (9999-12-31T23:59:59-14:00) is outside it too."""
     try:
-        return to_us(parse_instant(text))
-    except (ValueError, OverflowError) as exc:
-        raise ApiError(422, f"{name}: {text!r} is not an ISO 8601 time such as 2024-07-01T08:00:00Z ({exc})") from exc
+        value = parse_instant(text)
+    except ValueError as exc:
+        raise ApiError(
+            422, f"{name}: {shown(text)} is not an ISO 8601 time such as 2024-07-01T08:00:00Z ({cut(str(exc))})"
+        ) from exc
+    except OverflowError:
+        value = None
+    return check_window(sim, name, shown(text), value)
 
 
-def parse_span(start: str, end: str) -> tuple[int, int]:
-    start_us, end_us = parse_time("start", start), parse_time("end", end)
+def window_us(sim: Simulation) -> tuple[int, int]:
+    """[API_MIN_TIME, clock + API_MAX_AHEAD_DAYS]: where a time parameter may lie."""
+    ahead = dt.timedelta(days=sim.settings.max_ahead_days) // dt.timedelta(microseconds=1)
+    return to_us(sim.settings.min_time), sim.now_us() + ahead
+
+
+def check_window(sim: Simulation, name: str, text: str, value: dt.datetime | None) -> int:
+    """Microseconds of `value`, or a 422 when it is None (unrepresentable) or outside the data window."""
+    lo, hi = window_us(sim)
+    us = None if value is None else to_us(value)
+    if us is None or not lo <= us <= hi:
+        raise ApiError(
+            422,
+            f"{name}: {text} is outside the data window {iso(lo)} (API_MIN_TIME) to {iso(hi)} "
+            f"(the clock + API_MAX_AHEAD_DAYS={sim.settings.max_ahead_days:g})",
+        )
+    return us
+
+
+def parse_span(sim: Simulation, start: str, end: str) -> tuple[int, int]:
+    start_us, end_us = parse_time(sim, "start", start), parse_time(sim, "end", end)
     if start_us >= end_us:
-        raise ApiError(422, f"start ({start}) must be before end ({end}): the span is half-open [start, end)")
+        raise ApiError(
+            422, f"start ({shown(start)}) must be before end ({shown(end)}): the span is half-open [start, end)"
+        )
     return start_us, end_us
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """repr(value) for a message, cut to `limit` characters: a message never echoes a huge parameter whole."""
+    return cut(repr(value), limit)
+
+
+def cut(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def check_row_cap(sim: Simulation, rows: int) -> None:

@@ -40,22 +40,40 @@ class Settings:
     clock: Clock = field(default_factory=Clock)
     max_rows: int = 10_000_000
     chunk_rows: int = 262_144
+    max_streams: int = 4  # bulk answers streaming at once; each holds a producer thread and a few chunks
+    # The plausible time window of data: every time parameter lies in
+    # [min_time, clock + max_ahead_days], so no request reaches dates whose arithmetic overflows.
+    min_time: dt.datetime = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    max_ahead_days: float = 3660.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        """FLEET_FILE, SIM_NOW (ISO 8601), SIM_SPEED, API_MAX_ROWS, API_CHUNK_ROWS."""
+        """FLEET_FILE, SIM_NOW (ISO 8601), SIM_SPEED, API_MAX_ROWS, API_CHUNK_ROWS, API_MAX_STREAMS,
+        API_MIN_TIME, API_MAX_AHEAD_DAYS."""
         env = dict(os.environ if env is None else env)
-        now = env.get("SIM_NOW")
-        try:
-            anchor = parse_instant(now) if now else None
-        except ValueError as exc:
-            raise ValueError(f"SIM_NOW={now!r} is not an ISO 8601 time: {exc}") from exc
+        min_time = _instant(env, "API_MIN_TIME") or cls.min_time
         return cls(
             fleet_file=Path(env.get("FLEET_FILE") or DEFAULT_FLEET_FILE),
-            clock=Clock(anchor=anchor, speed=_positive(env, "SIM_SPEED", 1.0, float)),
+            clock=Clock(anchor=_instant(env, "SIM_NOW"), speed=_positive(env, "SIM_SPEED", 1.0, float)),
             max_rows=_positive(env, "API_MAX_ROWS", cls.max_rows, int),
             chunk_rows=_positive(env, "API_CHUNK_ROWS", cls.chunk_rows, int),
+            max_streams=_positive(env, "API_MAX_STREAMS", cls.max_streams, int),
+            min_time=min_time,
+            max_ahead_days=_positive(env, "API_MAX_AHEAD_DAYS", cls.max_ahead_days, float),
         )
+
+
+def _instant(env: dict[str, str], name: str) -> dt.datetime | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    try:
+        value = parse_instant(raw)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"{name}={raw!r} is not an ISO 8601 time such as 2025-01-01T00:00:00Z: {exc}") from exc
+    if not dt.datetime(1900, 1, 1, tzinfo=dt.UTC) <= value <= dt.datetime(2200, 1, 1, tzinfo=dt.UTC):
+        raise ValueError(f"{name}={raw!r} is outside 1900-2200")
+    return value
 
 
 def _positive(env: dict[str, str], name: str, default, kind):

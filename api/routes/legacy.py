@@ -10,20 +10,26 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from fastapi import APIRouter, Query, Response
 
-from api.deps import ApiError, SimulationDep, iso, to_us
+from api.deps import ApiError, Simulation, SimulationDep, check_window, iso, to_us
 from api.routes.readings import HOUR_US, door_selection
 
 router = APIRouter(tags=["legacy"])
 
 
-def local_hour_to_utc(timezone: str, year: int, month: int, day: int, hour: int) -> dt.datetime:
-    """The UTC start of a local wall-clock hour; a 422 for dates and hours that do not exist."""
+def local_hour_to_utc(sim: Simulation, timezone: str, year: int, month: int, day: int, hour: int) -> dt.datetime:
+    """The UTC start of a local wall-clock hour; a 422 for dates and hours that do not exist
+    or lie outside the data window (0001-01-01 00:00 east of UTC has no UTC form at all)."""
     days = calendar.monthrange(year, month)[1]
     if day > days:
         raise ApiError(422, f"day: {year}-{month:02d} has days 1-{days}, got {day}")
     tz = ZoneInfo(timezone)
     local = dt.datetime(year, month, day, hour, tzinfo=tz)  # fold=0: an hour repeated in autumn means the first
-    utc = local.astimezone(dt.UTC)
+    try:
+        utc = local.astimezone(dt.UTC)
+    except OverflowError:
+        utc = None
+    text = f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:00 in {timezone}"
+    check_window(sim, "year/month/day/hour", text, utc)
     if utc.astimezone(tz).replace(tzinfo=None) != local.replace(tzinfo=None):
         raise ApiError(
             422, f"hour: {hour:02d}:00 does not exist on {year}-{month:02d}-{day:02d} in {timezone} (clocks go forward)"
@@ -62,7 +68,7 @@ async def read_legacy(
     """
     selection = door_selection(sim, store_name, sensor_id, store_param="store_name")
     store = sim.fleet.store(store_name)
-    start = local_hour_to_utc(store.timezone, year, month, day, hour)
+    start = local_hour_to_utc(sim, store.timezone, year, month, day, hour)
     h = to_us(start) // HOUR_US
     if start < store.opened_at:
         raise ApiError(404, f"{store_name} opened on {store.opened.isoformat()}; no readings before")

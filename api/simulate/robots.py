@@ -211,7 +211,9 @@ class RobotSimulator:
                 cols[k].append(v)
 
         for rs in self.robots:
-            b = self.blocks(rs, n0, n1)
+            # blocks from the installation on: none starts before it, and a span from 1970
+            # would otherwise hash every hour slot of decades without a robot
+            b = self.blocks(rs, max(n0, rs.installed), max(n1, rs.installed))
             for i in np.nonzero((b.end > n0) & (b.start < n1))[0]:
                 level = "ERROR" if b.is_error[i] else "ALERT"
                 add(rs, rs.axes[b.axis[i]], int(b.start[i]), int(b.end[i]), "anomaly", level, float(b.sigmas[i]))

@@ -88,7 +88,7 @@ def import_csv(
     checked = validate(typed, data, None, None)
     name = f"import-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     with lake.lock(settings.lock_timeout, data.kind):
-        lake.remove_stale_temporaries()
+        lake.remove_stale_temporaries(data.kind)
         written = lake.upsert(data, checked.good)
         bad = pa.concat_tables([unparsable, checked.bad.select(unparsable.column_names)])
         quarantine(lake, data.kind, bad, name)

@@ -83,12 +83,12 @@ def pull(
     retries_before = client.retries_used
     with lake.lock(settings.lock_timeout, data.kind):
         try:
-            lake.remove_stale_temporaries()
+            lake.remove_stale_temporaries(data.kind)
             state = lake.read_state(data.kind)
             watermark = watermark_of(state)
             summary.watermark = state.get("watermark")
             clock = client.data_clock()
-            save_fleet(client, lake)
+            save_fleet(client, lake, data.kind)
             limit = clock["doors_until"] if data.kind == "doors" else clock["now"]
             if start is None:
                 start = watermark or floor_hour(limit - dt.timedelta(days=settings.first_pull_days))
@@ -132,12 +132,12 @@ def _pull_pages(client, lake, data, settings, start, end, summary, state, progre
         progress.finish()
 
 
-def save_fleet(client: ApiClient, lake: Lake) -> None:
+def save_fleet(client: ApiClient, lake: Lake, owner: str) -> None:
     """Keep the API's fleet (stores with time zones, robots) beside the data: transforms need
     each store's time zone, and the lake must be readable without the API."""
     fleet = client.get_json("/v1/fleet")
     body = json.dumps({k: fleet[k] for k in ("seed", "stores", "robots")}, indent=2, sort_keys=True).encode()
-    lake.write_bytes(lake.fleet_file(), body)
+    lake.write_bytes(lake.fleet_file(), body, owner)  # both pulls write it: each owns its temporary file
 
 
 def load_page(

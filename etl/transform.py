@@ -163,6 +163,7 @@ def transform(lake: Lake, params: TransformParams, full: bool = False, lock_time
     summary = TransformSummary(full=full)
     queries = load_queries()
     with lake.lock(lock_timeout):
+        lake.remove_stale_temporaries()  # every lock held: a killed run's files, wherever they are
         state = lake.read_state(STATE_KIND)
         versions = raw_versions(lake)
         # A new layout of the marts (robot tables went from date to month files) rebuilds them:

@@ -146,6 +146,41 @@ class LakeMechanicsTest(unittest.TestCase):
             self.assertEqual(lake.remove_stale_temporaries(), 1)
             self.assertEqual(list(part.iterdir()), [])
 
+    def test_a_writer_removes_only_the_temporaries_its_lock_owns_or_old_ones(self) -> None:
+        # A doors pull's start-up removed the file a robots pull beside it was writing (and the
+        # fleet file's temporary of the other pull): that pull failed on its rename.
+        with tempfile.TemporaryDirectory() as tmp:
+            lake = Lake(tmp)
+            paths = {
+                "doors": "raw/doors/date=2024-07-01/data.parquet.tmp-1",
+                "doors quarantine": "quarantine/doors/run-1.parquet.tmp-2",
+                "doors state": "_state/doors.json.tmp-3",
+                "robots": "raw/robots/date=2024-07-01/data.parquet.tmp-4",
+                "robots state": "_state/robots.json.tmp-5",
+                "doors fleet": "reference/fleet.json.tmp-doors-6",
+                "fleet": "reference/fleet.json.tmp-robots-7",
+                "old fleet": "reference/fleet.json.tmp-8",
+                "marts": "marts/robot_fits/month=2024-07/data.parquet.tmp-9",
+                "transform state": "_state/transform.json.tmp-10",
+                "something else": "reference/other.json.tmp-11",
+            }
+            for path in paths.values():
+                Path(tmp, path).parent.mkdir(parents=True, exist_ok=True)
+                Path(tmp, path).write_bytes(b"being written")
+            two_hours_ago = time.time() - 7200
+            os.utime(Path(tmp, paths["old fleet"]), (two_hours_ago, two_hours_ago))
+
+            def left() -> set[str]:
+                return {name for name, path in paths.items() if Path(tmp, path).exists()}
+
+            self.assertEqual(lake.remove_stale_temporaries("doors"), 5, "its own, and an old one")
+            self.assertEqual(left(), {"robots", "robots state", "fleet", "marts", "transform state", "something else"})
+            self.assertEqual(lake.remove_stale_temporaries("robots"), 3)
+            self.assertEqual(left(), {"marts", "transform state", "something else"})
+            self.assertEqual(lake.remove_stale_temporaries("marts"), 2)
+            self.assertEqual(left(), {"something else"})
+            self.assertEqual(lake.remove_stale_temporaries(), 1, "every lock held (a transform): all of them")
+
     def test_files_use_dictionaries_for_text_only(self) -> None:
         # Floats rarely repeat: a dictionary on them made raw robot files larger and slower.
         with tempfile.TemporaryDirectory() as tmp:

@@ -293,3 +293,13 @@ class RawChangesTest(unittest.TestCase):
             row = hourly[(hourly.ts == first["ts"]) & (hourly.store == first["store"])]
             self.assertEqual(row[row.sensor_id == first["sensor_id"]].visits.tolist(), [4321])
             self.assertEqual(transform(lake, TransformParams()).dates, [], "seen once")
+
+    def test_a_killed_transforms_temporary_files_go_with_the_next_transform(self) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            start = pd.Timestamp("2024-10-01T00:00:00Z")
+            lake = write_lake(Path(tmp, "lake"), hand_built_readings(), start, start + pd.Timedelta(days=2))
+            left = Path(tmp, "lake", "marts", "door_health", "month=2024-10", "data.parquet.tmp-0badf00d")
+            left.parent.mkdir(parents=True)
+            left.write_bytes(b"half a file")
+            transform(lake, TransformParams())
+            self.assertFalse(left.exists())

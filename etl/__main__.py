@@ -78,7 +78,13 @@ def main(argv: list[str] | None = None) -> int:
             from etl.transform import TransformParams, transform  # duckdb: only this command needs it
 
             print(
-                transform(Lake(args.lake), TransformParams(), full=args.full, lock_timeout=settings.lock_timeout).line()
+                transform(
+                    Lake(args.lake),
+                    TransformParams(),
+                    full=args.full,
+                    lock_timeout=settings.lock_timeout,
+                    window=settings.time_window(),
+                ).line()
             )
             return 0
         if args.command == "snapshot":

@@ -85,7 +85,7 @@ def import_csv(
     summary = RunSummary(data.kind, "import-csv")
     text = read_mapped(path, data, parse_map(mapping), constants)
     typed, unparsable = convert(text, data)
-    checked = validate(typed, data, None, None)
+    checked = validate(typed, data, None, None, settings.time_window())
     name = f"import-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     with lake.lock(settings.lock_timeout, data.kind):
         lake.remove_stale_temporaries(data.kind)

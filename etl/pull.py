@@ -21,7 +21,7 @@ from etl.datasets import Dataset
 from etl.lake import Lake
 from etl.progress import Progress
 from etl.settings import EtlSettings
-from etl.validate import validate
+from etl.validate import validate, window_text
 
 DAY = dt.timedelta(days=1)
 HOUR = dt.timedelta(hours=1)
@@ -79,6 +79,8 @@ def pull(
 ) -> RunSummary:
     """Pull [start, end) of one data set (defaults: from the watermark to the API's clock)."""
     began = time.perf_counter()
+    window = settings.time_window()
+    check_window(window, start=start, end=end)
     summary = RunSummary(data.kind, "pull")
     retries_before = client.retries_used
     with lake.lock(settings.lock_timeout, data.kind):
@@ -91,8 +93,8 @@ def pull(
             save_fleet(client, lake, data.kind)
             limit = clock["doors_until"] if data.kind == "doors" else clock["now"]
             if start is None:
-                start = watermark or floor_hour(limit - dt.timedelta(days=settings.first_pull_days))
-            end = min(end or limit, limit)
+                start = watermark or first_start(limit, settings.first_pull_days, window)
+            end = min(end or limit, limit, window[1])  # an API clock past the window: up to its end
             summary.start, summary.end = iso(start), iso(max(start, end))
             if start < end:
                 _pull_pages(client, lake, data, settings, start, end, summary, state, progress)
@@ -106,6 +108,20 @@ def pull(
             summary.finished_at = iso(dt.datetime.now(dt.UTC))
             record_run(lake, data.kind, summary)
     return summary
+
+
+def check_window(window: tuple[dt.datetime, dt.datetime], **instants: dt.datetime | None) -> None:
+    """Refuse a pull's start or end outside the plausible window of data (a bad input)."""
+    for name, value in instants.items():
+        if value is not None and not window[0] <= value <= window[1]:
+            raise ValueError(f"{name} {iso(value)} is outside the plausible window {window_text(window)}")
+
+
+def first_start(limit: dt.datetime, days: float, window: tuple[dt.datetime, dt.datetime]) -> dt.datetime:
+    """Where a lake's first pull starts: `days` back from the API's clock, not before the window."""
+    if limit <= window[0] or (limit - window[0]) / DAY <= days:
+        return window[0]
+    return floor_hour(limit - dt.timedelta(days=days))
 
 
 def _pull_pages(client, lake, data, settings, start, end, summary, state, progress) -> None:

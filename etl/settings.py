@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
+
+from contract.times import parse_instant
 
 
 @dataclass(frozen=True)
@@ -27,13 +30,16 @@ class EtlSettings:
     smtp_port: int = 25
     smtp_from: str = "sensor-pipeline@localhost"
     smtp_to: str = ""  # comma-separated recipients
+    min_time: str = "1970-01-01T00:00:00Z"  # the plausible window of data: nothing before this ...
+    max_future_days: float = 2.0  # ... nor this many days past the wall clock (a row at 9999-12-31
+    # made every transform fail; one at 2200-01-01 made it take 110 s instead of 1)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> EtlSettings:
         """ETL_API_URL, ETL_LAKE, ETL_FIRST_PULL_DAYS, ETL_CONNECT_TIMEOUT, ETL_READ_TIMEOUT,
         ETL_RETRIES, ETL_BACKOFF_SECONDS, ETL_BACKOFF_MAX_SECONDS, ETL_PAGE_ROWS, ETL_LOCK_TIMEOUT,
         ETL_SNAPSHOT_DIR, ETL_ALERT_WINDOW_DAYS, ETL_ALERT_WEBHOOK, ETL_SMTP_HOST, ETL_SMTP_PORT,
-        ETL_SMTP_FROM, ETL_SMTP_TO."""
+        ETL_SMTP_FROM, ETL_SMTP_TO, ETL_MIN_TIME, ETL_MAX_FUTURE_DAYS."""
         env = dict(os.environ if env is None else env)
         values = {}
         for name, field in cls.__dataclass_fields__.items():
@@ -46,3 +52,9 @@ class EtlSettings:
             except ValueError as exc:
                 raise ValueError(f"ETL_{name.upper()}={raw!r} is not a {kind.__name__}") from exc
         return cls(**values)
+
+    def time_window(self, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+        """[first, last) instant a reading may have: pulls, imports and the transform refuse
+        anything outside (`now`: the wall clock)."""
+        now = now or dt.datetime.now(dt.UTC)
+        return parse_instant(self.min_time), now + dt.timedelta(days=self.max_future_days)

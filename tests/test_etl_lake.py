@@ -113,6 +113,22 @@ class ImportCsvTest(unittest.TestCase):
         self.assertEqual(again.returncode, 0, again.stderr)
         self.assertEqual(lake_table(self.root, ROBOTS).num_rows, 5, "a re-import replaces, never duplicates")
 
+    def test_rows_outside_the_plausible_window_are_quarantined_with_the_reason(self) -> None:
+        # They poisoned the lake: every transform after failed (9999-12-31) or took minutes (2200).
+        times = ["9999-12-31T23:00:00Z", "0001-01-01T00:00:00Z", "2200-01-01T00:00:00Z", "1969-12-31T23:00:00Z"]
+        path = self.write_csv(["ts,store,sensor_id,count", "2024-07-01T08:00:00Z,Paris,0,5",
+                               *(f"{t},Paris,0,5" for t in times)])  # fmt: skip
+        done = run_cli("import-csv", "--kind", "doors", str(path), "--map", "ts=ts,store=store,sensor_id=sensor_id,"
+                       "count=count", "--lake", str(self.root), env={"ETL_MAX_FUTURE_DAYS": "1"})  # fmt: skip
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("1 rows, 1 partitions, 4 quarantined", done.stdout)
+        self.assertEqual([p.name for p in self.root.glob("raw/doors/*")], ["date=2024-07-01"])
+        quarantined = pq.read_table(next(self.root.glob("quarantine/doors/*.parquet"))).to_pylist()
+        self.assertEqual(len(quarantined), 4)
+        for row in quarantined:
+            window = r"1970-01-01T00:00:00Z \.\. \d{4}-\d\d-\d\dT[\d:]+Z \(ETL_MIN_TIME, ETL_MAX_FUTURE_DAYS\)"
+            self.assertRegex(row["reason"], f"^ts outside the plausible window {window}$")
+
     def test_an_import_that_cannot_start_says_why(self) -> None:
         path = self.write_csv(["Time,Axis #1", "2022-10-17 12:00:00,1"])
         cases = [

@@ -67,9 +67,15 @@ def convert(text: pa.Table, data: Dataset) -> tuple[pa.Table, pa.Table]:
         else:
             numbers = pd.to_numeric(col, errors="coerce")
             if pa.types.is_integer(f.type):
-                fractional = numbers.notna() & (numbers != np.floor(numbers.fillna(0)))
+                # inf and 99999999999999999999 parse as floats that fit no integer (an OverflowError
+                # once); 3000000000 fits no int32 (Arrow refused the whole file, naming no row)
+                limits = np.iinfo(f.type.to_pandas_dtype())
+                whole = numbers.notna() & np.isfinite(numbers) & (numbers == np.floor(numbers.fillna(0)))
+                fractional = numbers.notna() & ~whole
+                beyond = whole & ((numbers < limits.min) | (numbers > limits.max))
                 reason = reason.where(reason.notna() | ~fractional, f"{f.name} is not a whole number")
-                numbers = numbers.where(~fractional)
+                reason = reason.where(reason.notna() | ~beyond, f"{f.name} beyond the {f.type} range")
+                numbers = numbers.where(whole & ~beyond)
             reason = reason.where(reason.notna() | numbers.notna() | col.isna(), f"{f.name} is not a number")
             typed[f.name] = pa.array(numbers.astype("Float64" if pa.types.is_floating(f.type) else "Int64"), f.type)
     bad = reason.notna().to_numpy()

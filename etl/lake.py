@@ -97,6 +97,12 @@ class Lake:
 
     # -- paths ---------------------------------------------------------------------------
 
+    def exists(self) -> bool:
+        """Whether a pull or an import has written here (a reader of a lake that is not there,
+        a mistyped --lake, must say so, not create an empty one)."""
+        infos = self.fs.get_file_info([self.path("raw"), self.path("_state")])
+        return any(i.type != pafs.FileType.NotFound for i in infos)
+
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
 

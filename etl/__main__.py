@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "pull":
             return run_pull(args, settings)
+        if args.command in ("status", "transform", "snapshot"):
+            existing_lake(args.lake)
         if args.command == "status":
             status = lake_status(Lake(args.lake))
             print(json.dumps(status, indent=2) if args.json else format_status(status))
@@ -89,7 +91,13 @@ def main(argv: list[str] | None = None) -> int:
             from etl.transform import TransformParams, transform  # duckdb: only this command needs it
 
             print(
-                transform(Lake(args.lake), TransformParams(), full=args.full, lock_timeout=settings.lock_timeout).line()
+                transform(
+                    Lake(args.lake),
+                    TransformParams(),
+                    full=args.full,
+                    lock_timeout=settings.lock_timeout,
+                    window=settings.time_window(),
+                ).line()
             )
             return 0
         if args.command == "snapshot":
@@ -145,12 +153,20 @@ def run_sites(args: argparse.Namespace) -> int:
     return 0
 
 
+def existing_lake(uri: str) -> Lake:
+    """The lake a reading command works on, which a pull or an import must have made."""
+    lake = Lake(uri)
+    if not lake.exists():
+        raise ValueError(f"--lake {uri}: no lake there (no raw/ or _state/; a pull or import-csv makes one)")
+    return lake
+
+
 def option_time(option: str, text: str | None):
     if not text:
         return None
     try:
         return parse_iso(text)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # 9999-12-31T23:00:00-14:00 is past the year 9999 in UTC
         raise ValueError(f"{option}: {text!r} is not an ISO 8601 time such as 2024-07-01T00:00:00Z ({exc})") from exc
 
 

@@ -74,9 +74,15 @@ def convert(text: pa.Table, data: Dataset) -> tuple[pa.Table, pa.Table]:
         else:
             numbers = pd.to_numeric(col, errors="coerce")
             if pa.types.is_integer(f.type):
-                fractional = numbers.notna() & (numbers != np.floor(numbers.fillna(0)))
+                # inf and 99999999999999999999 parse as floats that fit no integer (an OverflowError
+                # once); 3000000000 fits no int32 (Arrow refused the whole file, naming no row)
+                limits = np.iinfo(f.type.to_pandas_dtype())
+                whole = numbers.notna() & np.isfinite(numbers) & (numbers == np.floor(numbers.fillna(0)))
+                fractional = numbers.notna() & ~whole
+                beyond = whole & ((numbers < limits.min) | (numbers > limits.max))
                 reason = reason.where(reason.notna() | ~fractional, f"{f.name} is not a whole number")
-                numbers = numbers.where(~fractional)
+                reason = reason.where(reason.notna() | ~beyond, f"{f.name} beyond the {f.type} range")
+                numbers = numbers.where(whole & ~beyond)
             reason = reason.where(reason.notna() | numbers.notna() | col.isna(), f"{f.name} is not a number")
             typed[f.name] = pa.array(numbers.astype("Float64" if pa.types.is_floating(f.type) else "Int64"), f.type)
     bad = reason.notna().to_numpy()
@@ -106,10 +112,10 @@ def import_csv(
     if data.kind == "doors":
         hours = to_local_hours(typed, {s["name"]: s["timezone"] for s in sites.get("stores", [])})
         typed, partial = hours.hourly, hours.partial
-    checked = validate(typed, data, None, None, sites)
+    checked = validate(typed, data, None, None, settings.time_window(), sites)
     name = f"import-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     with lake.lock(settings.lock_timeout, data.kind):
-        lake.remove_stale_temporaries()
+        lake.remove_stale_temporaries(data.kind)
         written = lake.upsert(data, checked.good)
         columns = unparsable.column_names
         bad = pa.concat_tables([unparsable, partial.select(columns), checked.bad.select(columns)])

@@ -9,7 +9,8 @@ Layout (a contract later stages rely on):
 Every date partition is exactly one file, rewritten whole through a temporary file and
 an atomic rename (an object PUT on S3, which appears whole or not at all), so a reader
 never sees a partial file, two files of one date, or a duplicate; a killed process
-leaves at most a `*.tmp-*` file, which the next run removes. One file per date also
+leaves at most a `*.tmp-*` file, which the next run under the same lock removes (a writer
+removes only the temporary files its lock owns, or old ones: see remove_stale_temporaries). One file per date also
 means no small files to compact: an hourly increment rewrites its date's file.
 """
 
@@ -39,7 +40,8 @@ from etl.datasets import Dataset
 
 DATA_FILE = "data.parquet"
 US_PER_DAY = 86_400_000_000
-LOCK_SCOPES = ("doors", "marts", "robots")  # what a writer may hold: a data set, or the marts
+LOCK_SCOPES = ("doors", "marts", "robots", "sites")  # what a writer may hold: a data set, the marts, the registry
+STALE_TMP_SECONDS = 3600.0  # a temporary file no lock of ours owns is a killed writer's after this long
 
 
 class LakeBusy(RuntimeError):
@@ -95,6 +97,12 @@ class Lake:
 
     # -- paths ---------------------------------------------------------------------------
 
+    def exists(self) -> bool:
+        """Whether a pull or an import has written here (a reader of a lake that is not there,
+        a mistyped --lake, must say so, not create an empty one)."""
+        infos = self.fs.get_file_info([self.path("raw"), self.path("_state")])
+        return any(i.type != pafs.FileType.NotFound for i in infos)
+
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
 
@@ -146,9 +154,11 @@ class Lake:
 
     # -- atomic writes -------------------------------------------------------------------
 
-    def write_bytes(self, path: str, data: bytes) -> None:
-        """Write a whole file atomically: readers see the old file or the new, never a part."""
-        self._write(path, lambda sink: sink.write(data))
+    def write_bytes(self, path: str, data: bytes, owner: str = "") -> None:
+        """Write a whole file atomically: readers see the old file or the new, never a part.
+        `owner`: the lock scope of a writer of a file that several write (reference/fleet.json),
+        named in the temporary file so that a later run under that lock knows it for its own."""
+        self._write(path, lambda sink: sink.write(data), owner)
 
     def write_table(self, path: str, table: pa.Table) -> None:
         # Dictionaries only for text: numbers rarely repeat. A dictionary tried on every float
@@ -161,7 +171,7 @@ class Lake:
 
         self._write(path, fill)
 
-    def _write(self, path: str, fill) -> None:
+    def _write(self, path: str, fill, owner: str = "") -> None:
         parent = path.rsplit("/", 1)[0]
         self.fs.create_dir(parent, recursive=True)
         if not self.local:
@@ -169,7 +179,7 @@ class Lake:
             with self.fs.open_output_stream(path) as sink:
                 fill(sink)
             return
-        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp = f"{path}.tmp-{owner + '-' if owner else ''}{uuid.uuid4().hex[:8]}"
         try:
             with open(tmp, "wb") as sink:
                 fill(sink)
@@ -181,11 +191,27 @@ class Lake:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp)
 
-    def remove_stale_temporaries(self) -> int:
-        """Files a killed writer left behind (never visible to readers, which glob *.parquet)."""
-        stale = [p for p in self.files(suffix="") if ".tmp-" in p.rsplit("/", 1)[-1]]
-        for p in stale:
-            self.fs.delete_file(p)
+    def remove_stale_temporaries(self, *scopes: str, older_than: float = STALE_TMP_SECONDS) -> int:
+        """Remove the temporary files a killed writer left behind (never visible to readers,
+        which glob *.parquet); call it holding the lock of `scopes` (none: the whole lake).
+
+        Only the files those locks own go at any age: another writer, under another lock, may be
+        writing its own temporary file right now (a robots pull's start-up that removed every
+        `*.tmp-*` failed a doors pull beside it). Any other temporary file goes only once it is
+        `older_than` seconds old, which no live write takes."""
+        owned = owned_prefixes(scopes or LOCK_SCOPES)
+        now = time.time()
+        stale = []
+        for info in self.file_infos(suffix=""):
+            if ".tmp-" not in info.base_name:
+                continue
+            relative = info.path[len(self.root) + 1 :]
+            mtime = info.mtime.timestamp() if info.mtime is not None else now
+            if relative.startswith(owned) or now - mtime > older_than:
+                stale.append(info.path)
+        for path in stale:
+            with contextlib.suppress(FileNotFoundError):  # an older writer's clean-up came first
+                self.fs.delete_file(path)
         return len(stale)
 
     def remove_empty_folders(self, *parts: str) -> None:
@@ -340,6 +366,25 @@ class Lake:
                 handle.seek(0)
                 handle.truncate()
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def owned_prefixes(scopes) -> tuple[str, ...]:
+    """The paths (relative to the lake's root) whose files only a holder of `scopes` writes:
+    a data set's raw and quarantined files and its state; the marts and the transform's and the
+    notifications' state. reference/fleet.json is written by both pulls: each names itself in its
+    temporary file's name."""
+    prefixes = []
+    for scope in scopes:
+        if scope == "marts":
+            prefixes += ["marts/", "_state/transform.json.tmp-", "_state/notify.json.tmp-"]
+        elif scope == "sites":  # the registry's writers take it while they read, merge and write it
+            prefixes.append("reference/fleet.json.tmp-")
+        else:
+            prefixes += [f"raw/{scope}/", f"quarantine/{scope}/", f"_state/{scope}.json.tmp-"]
+            prefixes.append(f"reference/fleet.json.tmp-{scope}-")  # see write_bytes(owner=...)
+    if set(scopes) >= set(LOCK_SCOPES):
+        prefixes.append("")  # the whole lake
+    return tuple(prefixes)
 
 
 def repeated_keys(table: pa.Table, key: tuple[str, ...], keep: str = "first") -> np.ndarray:

@@ -92,7 +92,8 @@ def audit_step(settings: EtlSettings, pulls: list[dict]) -> list[dict]:
 def transform_step(settings: EtlSettings) -> dict:
     from etl.transform import TransformParams, transform  # duckdb: only this step needs it
 
-    summary = transform(Lake(settings.lake), TransformParams(), lock_timeout=settings.lock_timeout)
+    lake = Lake(settings.lake)
+    summary = transform(lake, TransformParams(), lock_timeout=settings.lock_timeout, window=settings.time_window())
     print(summary.line())
     return asdict(summary)
 

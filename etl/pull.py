@@ -21,7 +21,7 @@ from etl.lake import Lake
 from etl.progress import Progress
 from etl.settings import EtlSettings
 from etl.sites import normalise, register
-from etl.validate import validate
+from etl.validate import validate, window_text
 
 DAY = dt.timedelta(days=1)
 HOUR = dt.timedelta(hours=1)
@@ -83,20 +83,22 @@ def pull(
 ) -> RunSummary:
     """Pull [start, end) of one data set (defaults: from the watermark to the API's clock)."""
     began = time.perf_counter()
+    window = settings.time_window()
+    check_window(window, start=start, end=end)
     summary = RunSummary(data.kind, "pull")
     retries_before = client.retries_used
     with lake.lock(settings.lock_timeout, data.kind):
         try:
-            lake.remove_stale_temporaries()
+            lake.remove_stale_temporaries(data.kind)
             state = lake.read_state(data.kind)
             watermark = watermark_of(state)
             summary.watermark = state.get("watermark")
             clock = client.data_clock()
-            sites = save_fleet(client, lake)
+            sites = save_fleet(client, lake, data.kind)
             limit = clock["doors_until"] if data.kind == "doors" else clock["now"]
             if start is None:
-                start = watermark or floor_hour(limit - dt.timedelta(days=settings.first_pull_days))
-            end = min(end or limit, limit)
+                start = watermark or first_start(limit, settings.first_pull_days, window)
+            end = min(end or limit, limit, window[1])  # an API clock past the window: up to its end
             summary.start, summary.end = iso(start), iso(max(start, end))
             if start < end:
                 _pull_pages(client, lake, data, settings, start, end, summary, state, progress, sites)
@@ -110,6 +112,20 @@ def pull(
             summary.finished_at = iso(dt.datetime.now(dt.UTC))
             record_run(lake, data.kind, summary)
     return summary
+
+
+def check_window(window: tuple[dt.datetime, dt.datetime], **instants: dt.datetime | None) -> None:
+    """Refuse a pull's start or end outside the plausible window of data (a bad input)."""
+    for name, value in instants.items():
+        if value is not None and not window[0] <= value <= window[1]:
+            raise ValueError(f"{name} {iso(value)} is outside the plausible window {window_text(window)}")
+
+
+def first_start(limit: dt.datetime, days: float, window: tuple[dt.datetime, dt.datetime]) -> dt.datetime:
+    """Where a lake's first pull starts: `days` back from the API's clock, not before the window."""
+    if limit <= window[0] or (limit - window[0]) / DAY <= days:
+        return window[0]
+    return floor_hour(limit - dt.timedelta(days=days))
 
 
 def _pull_pages(client, lake, data, settings, start, end, summary, state, progress, sites) -> None:
@@ -136,12 +152,13 @@ def _pull_pages(client, lake, data, settings, start, end, summary, state, progre
         progress.finish()
 
 
-def save_fleet(client: ApiClient, lake: Lake) -> dict:
+def save_fleet(client: ApiClient, lake: Lake, owner: str) -> dict:
     """Merge the API's fleet (stores with time zones, robots) into the lake's site registry
     (etl/sites.py): transforms need each store's time zone, and the lake must be readable without
     the API. Sites loaded by hand stay as they were. Returns the registry."""
     fleet = client.get_json("/v1/fleet")
-    return register(lake, {**normalise(fleet, "api"), "seed": fleet.get("seed")})
+    # both pulls write it side by side: each owns its temporary file (Lake.write_bytes)
+    return register(lake, {**normalise(fleet, "api"), "seed": fleet.get("seed")}, owner)
 
 
 def load_page(
@@ -154,7 +171,7 @@ def load_page(
     name: str,
     sites: dict | None = None,
 ) -> None:
-    checked = validate(table, data, start, end, sites)
+    checked = validate(table, data, start, end, sites=sites)
     written = lake.replace_interval(data, checked.good, start, end)
     summary.rows += checked.good.num_rows
     summary.partitions.extend(p.date.isoformat() for p in written if p.date.isoformat() not in summary.partitions)

@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+
+from contract.times import parse_instant
+
+# (lowest, highest) of the numeric settings that need more than "finite, not negative"
+LIMITS = {
+    "connect_timeout": (0.001, math.inf),
+    "read_timeout": (0.001, math.inf),
+    "page_rows": (1, math.inf),
+    "smtp_port": (1, 65535),
+    "first_pull_days": (0, 3_650_000),
+    "max_future_days": (0, 36_500),  # past the wall clock: more would overflow a datetime
+    "alert_window_days": (0, 3_650_000),
+}
 
 
 @dataclass(frozen=True)
@@ -27,13 +42,39 @@ class EtlSettings:
     smtp_port: int = 25
     smtp_from: str = "sensor-pipeline@localhost"
     smtp_to: str = ""  # comma-separated recipients
+    min_time: str = "1970-01-01T00:00:00Z"  # the plausible window of data: nothing before this ...
+    max_future_days: float = 2.0  # ... nor this many days past the wall clock (a row at 9999-12-31
+    # made every transform fail; one at 2200-01-01 made it take 110 s instead of 1)
+
+    def __post_init__(self) -> None:
+        """Refuse values no run can use, naming the variable (ETL_RETRIES=-5 ended in an
+        AssertionError, ETL_FIRST_PULL_DAYS=inf in an OverflowError)."""
+        for f in fields(self):
+            value, name = getattr(self, f.name), f"ETL_{f.name.upper()}"
+            if isinstance(value, int | float) and not math.isfinite(value):
+                raise ValueError(f"{name}={value!r} is not a finite number")
+            low, high = LIMITS.get(f.name, (0, math.inf))
+            if isinstance(value, int | float) and not low <= value <= high:
+                bounds = f"at least {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
+                raise ValueError(f"{name}={value!r} must be {bounds}")
+        for name, url in (("ETL_API_URL", self.api_url), ("ETL_ALERT_WEBHOOK", self.alert_webhook)):
+            if url and not url.startswith(("http://", "https://")):
+                raise ValueError(f"{name}={url!r} is not an http:// or https:// URL")
+        if not self.lake:
+            raise ValueError("ETL_LAKE is empty")
+        try:
+            parse_instant(self.min_time)
+        except (ValueError, OverflowError) as exc:
+            raise ValueError(
+                f"ETL_MIN_TIME={self.min_time!r} is not an ISO 8601 time such as 1970-01-01T00:00:00Z"
+            ) from exc
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> EtlSettings:
         """ETL_API_URL, ETL_LAKE, ETL_FIRST_PULL_DAYS, ETL_CONNECT_TIMEOUT, ETL_READ_TIMEOUT,
         ETL_RETRIES, ETL_BACKOFF_SECONDS, ETL_BACKOFF_MAX_SECONDS, ETL_PAGE_ROWS, ETL_LOCK_TIMEOUT,
         ETL_SNAPSHOT_DIR, ETL_ALERT_WINDOW_DAYS, ETL_ALERT_WEBHOOK, ETL_SMTP_HOST, ETL_SMTP_PORT,
-        ETL_SMTP_FROM, ETL_SMTP_TO."""
+        ETL_SMTP_FROM, ETL_SMTP_TO, ETL_MIN_TIME, ETL_MAX_FUTURE_DAYS."""
         env = dict(os.environ if env is None else env)
         values = {}
         for name, field in cls.__dataclass_fields__.items():
@@ -43,6 +84,13 @@ class EtlSettings:
             kind = type(field.default)
             try:
                 values[name] = kind(raw)
-            except ValueError as exc:
-                raise ValueError(f"ETL_{name.upper()}={raw!r} is not a {kind.__name__}") from exc
+            except (ValueError, OverflowError) as exc:
+                what = {int: "a whole number", float: "a number"}.get(kind, kind.__name__)
+                raise ValueError(f"ETL_{name.upper()}={raw!r} is not {what}") from exc
         return cls(**values)
+
+    def time_window(self, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+        """[first, last) instant a reading may have: pulls, imports and the transform refuse
+        anything outside (`now`: the wall clock)."""
+        now = now or dt.datetime.now(dt.UTC)
+        return parse_instant(self.min_time), now + dt.timedelta(days=self.max_future_days)

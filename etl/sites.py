@@ -79,10 +79,14 @@ def merge(current: dict, incoming: dict) -> dict:
     return merged
 
 
-def register(lake: Lake, incoming: dict) -> dict:
-    """Merge checked sites into the lake's registry (one atomic write); returns the new registry."""
-    registry = merge(lake.read_fleet(), incoming)
-    lake.write_bytes(lake.fleet_file(), json.dumps(registry, indent=2, sort_keys=True).encode())
+def register(lake: Lake, incoming: dict, owner: str = "", lock_timeout: float = 600.0) -> dict:
+    """Merge checked sites into the lake's registry (one atomic write); returns the new registry.
+    Under the lake's `sites` lock: the two pulls and `sites load` read, merge and write it, and
+    none may lose another's sites. `owner`: the writer's lock scope, which owns its temporary
+    file (see Lake.write_bytes)."""
+    with lake.lock(lock_timeout, "sites"):
+        registry = merge(lake.read_fleet(), incoming)
+        lake.write_bytes(lake.fleet_file(), json.dumps(registry, indent=2, sort_keys=True).encode(), owner)
     return registry
 
 

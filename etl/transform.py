@@ -24,9 +24,11 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from etl.datasets import DATASETS
-from etl.lake import Lake, Partition
+from etl.lake import Lake, Partition, day_of
 from etl.marts import add_history, mart_partitions, merge_start, next_month, write_mart
 from etl.robot_sums import add_robot_bucket_sums
+from etl.settings import EtlSettings
+from etl.validate import window_text
 
 SQL_DIR = Path(__file__).with_name("sql")
 STATE_KIND = "transform"
@@ -64,6 +66,8 @@ class TransformSummary:
     full: bool = False
     seconds: float = 0.0
     unplaced: dict[str, int] = field(default_factory=dict)  # raw door rows of stores the registry lacks
+    skipped: list[str] = field(default_factory=list)  # "kind date" of raw partitions outside the window
+    window: str = ""  # the plausible window of data, when partitions were skipped
 
     def line(self) -> str:
         what = f"{len(self.dates)} dates" if self.dates else "nothing new"
@@ -73,9 +77,13 @@ class TransformSummary:
             "describe (python -m etl sites load, then transform --full)"
             for store, rows in self.unplaced.items()
         )
+        skipped = ""
+        if self.skipped:
+            some = ", ".join(self.skipped[:3]) + (", ..." if len(self.skipped) > 3 else "")
+            skipped = f"; skipped {len(self.skipped)} raw partitions outside the plausible window {self.window}: {some}"
         return (
             f"transform{' --full' if self.full else ''}: {what}; {tables or 'no tables written'}; "
-            f"{self.seconds:.2f} s{lost}"
+            f"{self.seconds:.2f} s{skipped}{lost}"
         )
 
 
@@ -95,6 +103,20 @@ def load_queries(sql_dir: Path = SQL_DIR) -> dict[str, str]:
 def raw_versions(lake: Lake) -> dict[str, dict[str, str]]:
     """kind -> {date: size/mtime} of every raw partition: what a run has or has not seen."""
     return {kind: lake.partition_versions(kind) for kind in DATASETS}
+
+
+def within_window(
+    versions: dict[str, dict[str, str]], window: tuple[dt.datetime, dt.datetime]
+) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """The raw partitions dated inside the plausible window, and "kind date" of those outside
+    (a row at 9999-12-31 imported by an older version made every transform fail; one at
+    2200-01-01 made it compute 175 years of empty days)."""
+    first, last = day_of(window[0]), day_of(window[1])
+    inside, outside = {}, []
+    for kind, dates in versions.items():
+        inside[kind] = {d: v for d, v in dates.items() if first <= Partition.from_iso(d).day <= last}
+        outside += [f"{kind} {d}" for d in sorted(dates) if d not in inside[kind]]
+    return inside, outside
 
 
 @dataclass(frozen=True)
@@ -165,13 +187,24 @@ def changed_days(old: dict, new: dict) -> dict[str, set[int]]:
     return changed
 
 
-def transform(lake: Lake, params: TransformParams, full: bool = False, lock_timeout: float = 600.0) -> TransformSummary:
+def transform(
+    lake: Lake,
+    params: TransformParams,
+    full: bool = False,
+    lock_timeout: float = 600.0,
+    window: tuple[dt.datetime, dt.datetime] | None = None,
+) -> TransformSummary:
+    """Compute the marts from the raw partitions inside `window` (default: EtlSettings'), those
+    outside reported in the summary and skipped."""
     began = time.perf_counter()
     summary = TransformSummary(full=full)
     queries = load_queries()
+    window = window or EtlSettings().time_window()
     with lake.lock(lock_timeout):
+        lake.remove_stale_temporaries()  # every lock held: a killed run's files, wherever they are
         state = lake.read_state(STATE_KIND)
-        versions = raw_versions(lake)
+        versions, summary.skipped = within_window(raw_versions(lake), window)
+        summary.window = window_text(window) if summary.skipped else ""
         # A new layout of the marts (robot tables went from date to month files) rebuilds them:
         # a rebuild deletes the partitions of the old layout, an increment would keep them.
         layout = {f.prefix: f.partition for f in FAMILIES}

@@ -24,15 +24,21 @@ class Checked:
 
 
 def validate(
-    table: pa.Table, data: Dataset, start: dt.datetime | None, end: dt.datetime | None, sites: dict | None = None
+    table: pa.Table,
+    data: Dataset,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    window: tuple[dt.datetime, dt.datetime] | None = None,
+    sites: dict | None = None,
 ) -> Checked:
-    """Split rows into good ones and bad ones with the first reason that applies.
+    """Split rows into good ones and bad ones with the first reason that applies; `window` is
+    the plausible [first, last) instant of a reading (EtlSettings.time_window).
 
     Failed doors (null counts) are good rows: a failure is data, not an error. With `sites` (the
     lake's site registry), door readings of a store or door it does not describe are bad: the
     transform could not place them (no time zone), so they are quarantined with the reason.
     """
-    checks = _common_checks(table, data, start, end)
+    checks = _common_checks(table, data, start, end, window)
     if sites is not None and data.kind == "doors":  # an unknown store's first problem: say which
         checks += _site_checks(table, sites)
     checks += _door_checks(table) if data.kind == "doors" else _robot_checks(table)
@@ -59,9 +65,19 @@ def _filled(mask: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
 
 
-def _common_checks(table: pa.Table, data: Dataset, start: dt.datetime | None, end: dt.datetime | None) -> list:
+def window_text(window: tuple[dt.datetime, dt.datetime]) -> str:
+    """The plausible window, as messages name it."""
+    first, last = (value.isoformat(timespec="seconds").replace("+00:00", "Z") for value in window)
+    return f"{first} .. {last} (ETL_MIN_TIME, ETL_MAX_FUTURE_DAYS)"
+
+
+def _common_checks(table: pa.Table, data: Dataset, start, end, window) -> list:
     ts = table.column("ts").cast(pa.int64())
     checks = [("ts missing", _filled(pc.is_null(ts)))]
+    if window is not None:
+        checks.append(
+            (f"ts outside the plausible window {window_text(window)}", _filled(outside_interval(table, *window)))
+        )
     if start is not None and end is not None:
         checks.append(("ts outside the asked interval", _filled(outside_interval(table, start, end))))
     ident = table.column(data.id_column)

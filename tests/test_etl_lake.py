@@ -113,6 +113,25 @@ class ImportCsvTest(unittest.TestCase):
         self.assertEqual(again.returncode, 0, again.stderr)
         self.assertEqual(lake_table(self.root, ROBOTS).num_rows, 5, "a re-import replaces, never duplicates")
 
+    def test_rows_outside_the_plausible_window_are_quarantined_with_the_reason(self) -> None:
+        # They poisoned the lake: every transform after failed (9999-12-31) or took minutes (2200).
+        times = ["9999-12-31T23:00:00Z", "0001-01-01T00:00:00Z", "2200-01-01T00:00:00Z", "1969-12-31T23:00:00Z"]
+        path = self.write_csv(["ts,store,sensor_id,count", "2024-07-01T08:00:00Z,Paris,0,5",
+                               *(f"{t},Paris,0,5" for t in times)])  # fmt: skip
+        sites = Path(self.tmp.name, "sites.json")  # the store must be in the site registry
+        sites.write_text('{"stores": [{"name": "Paris", "timezone": "Europe/Paris", "doors": 20}]}')
+        self.assertEqual(run_cli("sites", "load", str(sites), "--lake", str(self.root)).returncode, 0)
+        done = run_cli("import-csv", "--kind", "doors", str(path), "--map", "ts=ts,store=store,sensor_id=sensor_id,"
+                       "count=count", "--lake", str(self.root), env={"ETL_MAX_FUTURE_DAYS": "1"})  # fmt: skip
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("1 rows, 1 partitions, 4 quarantined", done.stdout)
+        self.assertEqual([p.name for p in self.root.glob("raw/doors/*")], ["date=2024-07-01"])
+        quarantined = pq.read_table(next(self.root.glob("quarantine/doors/*.parquet"))).to_pylist()
+        self.assertEqual(len(quarantined), 4)
+        for row in quarantined:
+            window = r"1970-01-01T00:00:00Z \.\. \d{4}-\d\d-\d\dT[\d:]+Z \(ETL_MIN_TIME, ETL_MAX_FUTURE_DAYS\)"
+            self.assertRegex(row["reason"], f"^ts outside the plausible window {window}$")
+
     def test_an_import_that_cannot_start_says_why(self) -> None:
         path = self.write_csv(["Time,Axis #1", "2022-10-17 12:00:00,1"])
         cases = [
@@ -145,6 +164,41 @@ class LakeMechanicsTest(unittest.TestCase):
             self.assertEqual(lake.files("raw"), [])
             self.assertEqual(lake.remove_stale_temporaries(), 1)
             self.assertEqual(list(part.iterdir()), [])
+
+    def test_a_writer_removes_only_the_temporaries_its_lock_owns_or_old_ones(self) -> None:
+        # A doors pull's start-up removed the file a robots pull beside it was writing (and the
+        # fleet file's temporary of the other pull): that pull failed on its rename.
+        with tempfile.TemporaryDirectory() as tmp:
+            lake = Lake(tmp)
+            paths = {
+                "doors": "raw/doors/date=2024-07-01/data.parquet.tmp-1",
+                "doors quarantine": "quarantine/doors/run-1.parquet.tmp-2",
+                "doors state": "_state/doors.json.tmp-3",
+                "robots": "raw/robots/date=2024-07-01/data.parquet.tmp-4",
+                "robots state": "_state/robots.json.tmp-5",
+                "doors fleet": "reference/fleet.json.tmp-doors-6",
+                "fleet": "reference/fleet.json.tmp-robots-7",
+                "old fleet": "reference/fleet.json.tmp-8",
+                "marts": "marts/robot_fits/month=2024-07/data.parquet.tmp-9",
+                "transform state": "_state/transform.json.tmp-10",
+                "something else": "reference/other.json.tmp-11",
+            }
+            for path in paths.values():
+                Path(tmp, path).parent.mkdir(parents=True, exist_ok=True)
+                Path(tmp, path).write_bytes(b"being written")
+            two_hours_ago = time.time() - 7200
+            os.utime(Path(tmp, paths["old fleet"]), (two_hours_ago, two_hours_ago))
+
+            def left() -> set[str]:
+                return {name for name, path in paths.items() if Path(tmp, path).exists()}
+
+            self.assertEqual(lake.remove_stale_temporaries("doors"), 5, "its own, and an old one")
+            self.assertEqual(left(), {"robots", "robots state", "fleet", "marts", "transform state", "something else"})
+            self.assertEqual(lake.remove_stale_temporaries("robots"), 3)
+            self.assertEqual(left(), {"marts", "transform state", "something else"})
+            self.assertEqual(lake.remove_stale_temporaries("marts"), 2)
+            self.assertEqual(left(), {"something else"})
+            self.assertEqual(lake.remove_stale_temporaries(), 1, "every lock held (a transform): all of them")
 
     def test_files_use_dictionaries_for_text_only(self) -> None:
         # Floats rarely repeat: a dictionary on them made raw robot files larger and slower.

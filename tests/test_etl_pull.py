@@ -216,6 +216,35 @@ class PullTest(unittest.TestCase):
         self.assertEqual(list(p for p in Path(self.root).rglob("*") if ".tmp-" in p.name), [])
         self.assertTrue(lake_table(self.root, ROBOTS).equals(api_table(self.server, ROBOTS, start + "Z", end + "Z")))
 
+    def test_pulls_of_both_kinds_and_a_transform_side_by_side_never_fail_each_other(self) -> None:
+        # Each pull's start-up removed every *.tmp-* in the lake, other writers' files too: a
+        # doors pull started beside a robots pull failed it (`No such file: data.parquet.tmp-`).
+        # Doors pulls follow each other while the robots pull runs: each start-up is a chance.
+        start, end = "2024-05-01T00:00:00", "2024-07-01T00:00:00"  # robots: about 2 s of writes
+        for trial in range(3):
+            root = Path(self.root, f"trial-{trial}")
+            common = ["--api", self.server.base, "--lake", str(root), "--start", start, "--end", end]
+            robots = self.etl("pull", *common, "--kind", "robots")
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not Path(root, "raw", "robots").exists():
+                time.sleep(0.005)  # the others start while the robots pull writes
+            runs = [(robots, "robots pull"), (self.etl("transform", "--lake", str(root)), "transform")]
+            while robots.poll() is None or len(runs) < 3:
+                doors = self.etl("pull", *common, "--kind", "doors")
+                doors.wait(timeout=120)
+                runs.append((doors, "doors pull"))
+            for proc, what in runs:
+                _out, err = proc.communicate(timeout=300)
+                self.assertEqual(proc.returncode, 0, f"trial {trial}, {what}: {err}")
+            self.assertEqual([p for p in root.rglob("*") if ".tmp-" in p.name], [])
+            for data in (DOORS, ROBOTS):
+                self.assertTrue(lake_table(root, data).equals(api_table(self.server, data, start + "Z", end + "Z")))
+            self.assertTrue(list(root.glob("marts/robot_fits/*/data.parquet")), "the transform ran after the pulls")
+
+    def etl(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "etl", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import shutil
 import tempfile
+import time
 import unittest
 from pathlib import Path
 
@@ -65,6 +66,11 @@ def write_lake(
     table = pa.Table.from_pandas(part, schema=DOORS.schema, preserve_index=False)
     lake.replace_interval(DOORS, table, start.to_pydatetime(), end.to_pydatetime())
     return lake
+
+
+def doors_rows(rows: list[tuple]) -> pa.Table:
+    cols = list(zip(*rows, strict=True))
+    return pa.table({n: pa.array(c, DOORS.schema.field(n).type) for n, c in zip(DOORS.schema.names, cols, strict=True)})
 
 
 def local_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -293,3 +299,34 @@ class RawChangesTest(unittest.TestCase):
             row = hourly[(hourly.ts == first["ts"]) & (hourly.store == first["store"])]
             self.assertEqual(row[row.sensor_id == first["sensor_id"]].visits.tolist(), [4321])
             self.assertEqual(transform(lake, TransformParams()).dates, [], "seen once")
+
+    def test_raw_partitions_outside_the_plausible_window_are_reported_and_skipped(self) -> None:
+        # As an older import left them: a row at 9999-12-31 made every transform fail with an
+        # OverflowError; one at 2200-01-01 made it compute 175 years of empty days.
+        with tempfile.TemporaryDirectory() as tmp:
+            start = pd.Timestamp("2024-10-01T00:00:00Z")
+            lake = write_lake(Path(tmp, "lake"), hand_built_readings(), start, start + pd.Timedelta(days=2))
+            clean = transform(lake, TransformParams())
+            stray = [dt.datetime(y, m, d, 23, tzinfo=UTC) for y, m, d in ((1, 1, 1), (2200, 1, 1), (9999, 12, 31))]
+            lake.upsert(DOORS, doors_rows([(t, "Paris", 0, 5) for t in stray]))
+            began = time.monotonic()
+            poisoned = transform(lake, TransformParams())
+            self.assertLess(time.monotonic() - began, 30)
+            self.assertEqual(poisoned.skipped, ["doors 0001-01-01", "doors 2200-01-01", "doors 9999-12-31"])
+            self.assertIn(
+                "skipped 3 raw partitions outside the plausible window 1970-01-01T00:00:00Z ..", poisoned.line()
+            )
+            self.assertEqual(poisoned.dates, [], "nothing inside the window changed")
+            rebuilt = transform(lake, TransformParams(), full=True)
+            self.assertEqual(rebuilt.tables, clean.tables)
+            self.assertEqual(len(rebuilt.skipped), 3)
+
+    def test_a_killed_transforms_temporary_files_go_with_the_next_transform(self) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            start = pd.Timestamp("2024-10-01T00:00:00Z")
+            lake = write_lake(Path(tmp, "lake"), hand_built_readings(), start, start + pd.Timedelta(days=2))
+            left = Path(tmp, "lake", "marts", "door_health", "month=2024-10", "data.parquet.tmp-0badf00d")
+            left.parent.mkdir(parents=True)
+            left.write_bytes(b"half a file")
+            transform(lake, TransformParams())
+            self.assertFalse(left.exists())

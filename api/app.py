@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
 from api import openapi
+from api.auth import ApiKeyGate
 from api.deps import ApiError, Simulation, shown
 from api.routes import events, fleet, legacy, readings
 from api.settings import Settings
@@ -39,7 +40,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    openapi.install(app, api_key=False)
+    if settings.api_key:
+        app.add_middleware(ApiKeyGate, key=settings.api_key)
+    openapi.install(app, api_key=bool(settings.api_key))
     answer_head(app)
     return app
 

@@ -42,7 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     if settings.api_key:
         app.add_middleware(ApiKeyGate, key=settings.api_key)
-    openapi.install(app, api_key=bool(settings.api_key))
+    sim = app.state.simulation
+    stores, robots = [s.name for s in sim.fleet.stores], [r.id for r in sim.fleet.units]
+    openapi.install(app, bool(settings.api_key), {"store": stores, "store_name": stores, "robot_id": robots})
     answer_head(app)
     return app
 

@@ -35,19 +35,22 @@ BULK = {"/v1/readings/doors": DOOR_READINGS, "/v1/readings/robots": ROBOT_READIN
 OPEN = ("/health",)  # answers without an API key
 
 
-def install(app: FastAPI, api_key: bool) -> None:
-    """Replace app.openapi with the corrected document, built once on first use."""
+def install(app: FastAPI, api_key: bool, names: dict[str, list[str]]) -> None:
+    """Replace app.openapi with the corrected document, built once on first use.
+
+    `names`: the values a name parameter takes (the fleet's stores and robots), listed as
+    enums, since any other value is a 422."""
     build = app.openapi
 
     def document() -> dict:
         if app.openapi_schema is None:
-            app.openapi_schema = corrected(build(), api_key)
+            app.openapi_schema = corrected(build(), api_key, names)
         return app.openapi_schema
 
     app.openapi = document  # type: ignore[method-assign]
 
 
-def corrected(doc: dict, api_key: bool) -> dict:
+def corrected(doc: dict, api_key: bool, names: dict[str, list[str]]) -> dict:
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = ERROR
     for name in ("HTTPValidationError", "ValidationError"):
@@ -57,7 +60,18 @@ def corrected(doc: dict, api_key: bool) -> dict:
     for path, item in doc["paths"].items():
         for op in item.values():
             _correct(path, op, api_key)
+            _enums(op, names)
     return doc
+
+
+def _enums(op: dict, names: dict[str, list[str]]) -> None:
+    for param in op.get("parameters", []):
+        if param["name"] not in names:
+            continue
+        schema = param["schema"]
+        for option in schema.get("anyOf", [schema]):  # an optional parameter is anyOf [string, null]
+            if option.get("type") == "string":
+                option["enum"] = names[param["name"]]
 
 
 def _correct(path: str, op: dict, api_key: bool) -> None:

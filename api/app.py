@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
+from api import openapi
+from api.auth import ApiKeyGate
 from api.deps import ApiError, Simulation, shown
 from api.routes import events, fleet, legacy, readings
 from api.settings import Settings
@@ -35,7 +40,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    if settings.api_key:
+        app.add_middleware(ApiKeyGate, key=settings.api_key)
+    sim = app.state.simulation
+    stores, robots = [s.name for s in sim.fleet.stores], [r.id for r in sim.fleet.units]
+    openapi.install(app, bool(settings.api_key), {"store": stores, "store_name": stores, "robot_id": robots})
+    answer_head(app)
     return app
+
+
+def answer_head(app: FastAPI) -> None:
+    """HEAD wherever GET works (HTTP says so; FastAPI answers 405).
+
+    The document is built first, so it lists each operation once, as GET. uvicorn sends no
+    body to a HEAD; a bulk answer does not even generate one (BulkStream)."""
+    app.openapi()
+    for route in app.routes:
+        if isinstance(route, APIRoute) and "GET" in route.methods:
+            route.methods.add("HEAD")
+
+
+def app_from_env() -> FastAPI:
+    """The app `uvicorn api.app:app` imports: a bad setting is one line on stderr and exit code 2."""
+    try:
+        return create_app(Settings.from_env())
+    except ValueError as exc:  # a bad setting, or a bad fleet file (FleetError)
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -56,4 +87,4 @@ def jsonable(errors: list[dict]) -> list[dict]:
     return [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors]
 
 
-app = create_app()
+app = app_from_env()

@@ -45,11 +45,12 @@ class Settings:
     # [min_time, clock + max_ahead_days], so no request reaches dates whose arithmetic overflows.
     min_time: dt.datetime = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     max_ahead_days: float = 3660.0
+    api_key: str = field(default="", repr=False)  # API_KEY: when set, requests need X-API-Key; never logged
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """FLEET_FILE, SIM_NOW (ISO 8601), SIM_SPEED, API_MAX_ROWS, API_CHUNK_ROWS, API_MAX_STREAMS,
-        API_MIN_TIME, API_MAX_AHEAD_DAYS."""
+        API_MIN_TIME, API_MAX_AHEAD_DAYS, API_KEY."""
         env = dict(os.environ if env is None else env)
         min_time = _instant(env, "API_MIN_TIME") or cls.min_time
         return cls(
@@ -60,6 +61,7 @@ class Settings:
             max_streams=_positive(env, "API_MAX_STREAMS", cls.max_streams, int),
             min_time=min_time,
             max_ahead_days=_positive(env, "API_MAX_AHEAD_DAYS", cls.max_ahead_days, float),
+            api_key=env.get("API_KEY", "").strip(),
         )
 
 

@@ -57,7 +57,11 @@ class BulkStream(StreamingResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            if scope.get("method") == "HEAD":  # the headers only: no chunk is generated
+                await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            else:
+                await super().__call__(scope, receive, send)
         finally:
             # Shielded: even a cancelled request (a disconnect, a shutdown) closes its body,
             # which runs the generators' finally blocks and stops the producer thread.

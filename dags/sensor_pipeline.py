@@ -11,8 +11,9 @@ gap, so hours missed while the scheduler was down are never lost, with or withou
 Trigger with conf {"start": ISO, "end": ISO} to re-pull a span on purpose.
 
 Configuration, read at run time (never at parse time): Airflow Variables `sensor_api_url`,
-`sensor_lake`, `sensor_snapshot_dir`, `sensor_alert_webhook`, each defaulting to the ETL's
-environment (ETL_API_URL, ETL_LAKE, ...: etl/settings.py). Relative paths are relative to this
+`sensor_api_key`, `sensor_lake`, `sensor_snapshot_dir`, `sensor_alert_webhook`, each defaulting to
+the ETL's environment (ETL_API_URL, ETL_API_KEY, ETL_LAKE, ...: etl/settings.py). Airflow masks
+the value of a Variable whose name contains `api_key` in task logs. Relative paths are relative to this
 repository. At parse time: SENSOR_DAG_START (ISO start date) and SENSOR_DAG_CATCHUP (true/false).
 """
 
@@ -25,7 +26,7 @@ from pathlib import Path
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 REPO = Path(__file__).resolve().parents[1]
-VARIABLES = ("api_url", "lake", "snapshot_dir", "alert_webhook")  # Airflow Variable sensor_<name>
+VARIABLES = ("api_url", "api_key", "lake", "snapshot_dir", "alert_webhook")  # Airflow Variable sensor_<name>
 
 START_DATE = dt.datetime.fromisoformat(os.environ.get("SENSOR_DAG_START", "2026-01-01T00:00:00+00:00"))
 CATCHUP = os.environ.get("SENSOR_DAG_CATCHUP", "false").strip().lower() in ("1", "true", "yes")

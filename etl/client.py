@@ -45,6 +45,8 @@ class ApiClient:
         self.base = settings.api_url.rstrip("/")
         self.session = requests.Session()
         self.session.trust_env = False  # no proxy look-up per request: the API is ours
+        if settings.api_key:
+            self.session.headers["X-API-Key"] = settings.api_key
         self.sleep = sleep
         self.log = log
         self.retries_used = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from contract.times import parse_instant
 
@@ -24,6 +24,7 @@ LIMITS = {
 @dataclass(frozen=True)
 class EtlSettings:
     api_url: str = "http://127.0.0.1:8000"
+    api_key: str = field(default="", repr=False)  # sent as X-API-Key when set; never logged
     lake: str = "lake"
     first_pull_days: float = 91.0  # where a lake's first pull starts, back from the API's clock: 13 weeks,
     # so that baselines, deviations, anomalies and trends show on a first start
@@ -71,17 +72,17 @@ class EtlSettings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> EtlSettings:
-        """ETL_API_URL, ETL_LAKE, ETL_FIRST_PULL_DAYS, ETL_CONNECT_TIMEOUT, ETL_READ_TIMEOUT,
+        """ETL_API_URL, ETL_API_KEY, ETL_LAKE, ETL_FIRST_PULL_DAYS, ETL_CONNECT_TIMEOUT, ETL_READ_TIMEOUT,
         ETL_RETRIES, ETL_BACKOFF_SECONDS, ETL_BACKOFF_MAX_SECONDS, ETL_PAGE_ROWS, ETL_LOCK_TIMEOUT,
         ETL_SNAPSHOT_DIR, ETL_ALERT_WINDOW_DAYS, ETL_ALERT_WEBHOOK, ETL_SMTP_HOST, ETL_SMTP_PORT,
         ETL_SMTP_FROM, ETL_SMTP_TO, ETL_MIN_TIME, ETL_MAX_FUTURE_DAYS."""
         env = dict(os.environ if env is None else env)
         values = {}
-        for name, field in cls.__dataclass_fields__.items():
+        for name, spec in cls.__dataclass_fields__.items():
             raw = env.get(f"ETL_{name.upper()}")
             if raw is None or raw == "":
                 continue
-            kind = type(field.default)
+            kind = type(spec.default)
             try:
                 values[name] = kind(raw)
             except (ValueError, OverflowError) as exc:

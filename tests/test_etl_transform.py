@@ -225,7 +225,7 @@ class DoorMartsTest(unittest.TestCase):
             with self.subTest(table=name):
                 a = read_mart(lake, name).to_pandas().sort_values(list(read_mart(lake, name).column_names))
                 b = read_mart(Lake(str(full)), name).to_pandas().sort_values(list(a.columns))
-                pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+                pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_exact=True)
 
     def test_increments_mid_month_keep_the_months_earlier_rows(self) -> None:
         # Hour by hour into November's 10th and 11th: each run computes from its change (or the
@@ -250,7 +250,9 @@ class DoorMartsTest(unittest.TestCase):
                 for name in rebuilt.tables:
                     a = read_mart(lake, name).to_pandas().sort_values(list(read_mart(lake, name).column_names))
                     b = read_mart(Lake(str(full)), name).to_pandas().sort_values(list(a.columns))
-                    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), obj=name)
+                    pd.testing.assert_frame_equal(
+                        a.reset_index(drop=True), b.reset_index(drop=True), obj=name, check_exact=True
+                    )
 
 
 if __name__ == "__main__":

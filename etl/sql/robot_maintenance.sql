@@ -16,16 +16,21 @@ WITH buckets AS (
     FROM robot_fits
 ),
 
+-- Every floating sum adds its terms in a fixed order (ORDER BY in the aggregate): an increment
+-- holds robot_fits' rows in another order than a rebuild (its earlier days are appended from the
+-- files), and a window's segment tree groups a frame's days by their place in the partition, so
+-- plain sums and window sums differed in the last bits, which the slope's cancellation made
+-- differences of 1e-9 in 2 % of the rows: an increment must write what a rebuild writes, bit for bit.
 per_day AS (
     SELECT
         robot_id,
         axis,
         day,
         count(*) AS n,
-        sum(x) AS sx,
-        sum(y) AS sy,
-        sum(x * x) AS sxx,
-        sum(x * y) AS sxy,
+        sum(x ORDER BY x) AS sx,
+        sum(y ORDER BY x) AS sy,
+        sum(x * x ORDER BY x) AS sxx,
+        sum(x * y ORDER BY x) AS sxy,
         max(x) AS x_end,
         sum(moving_samples) / sum(samples) AS duty,
         median(sigma) AS sigma
@@ -33,20 +38,23 @@ per_day AS (
     GROUP BY robot_id, axis, day
 ),
 
+-- the trailing $maintenance_days days of each day, by a join (a window's sums are not ordered)
 trends AS (
     SELECT
-        *,
-        sum(n) OVER recent AS tn,
-        sum(sx) OVER recent AS tsx,
-        sum(sy) OVER recent AS tsy,
-        sum(sxx) OVER recent AS tsxx,
-        sum(sxy) OVER recent AS tsxy,
-        count(*) OVER recent AS days_fitted
-    FROM per_day
-    WINDOW recent AS (
-        PARTITION BY robot_id, axis ORDER BY day
-        RANGE BETWEEN to_days($maintenance_days - 1) PRECEDING AND CURRENT ROW
-    )
+        d.*,
+        sum(r.n) AS tn,
+        sum(r.sx ORDER BY r.day) AS tsx,
+        sum(r.sy ORDER BY r.day) AS tsy,
+        sum(r.sxx ORDER BY r.day) AS tsxx,
+        sum(r.sxy ORDER BY r.day) AS tsxy,
+        count(*) AS days_fitted
+    FROM per_day AS d
+    INNER JOIN per_day AS r
+        ON
+            r.robot_id = d.robot_id
+            AND r.axis = d.axis
+            AND r.day BETWEEN d.day - to_days($maintenance_days - 1) AND d.day
+    GROUP BY ALL
 ),
 
 fitted AS (

@@ -97,6 +97,17 @@ class Detection(unittest.TestCase):
         self.assertGreater(fixed[400:].mean(), 0.5)
         self.assertLess(adapted[400:].mean(), 0.05)
 
+    def test_a_lasting_new_level_becomes_the_new_normal(self) -> None:
+        rows = pump(2400, seed=5)
+        rows[800:, 0] += 10.0  # the fault leaves the sensor at a new level for good
+        for det in (hotelling, robust_z):
+            with self.subTest(det.__name__):
+                _, stuck, _ = run(det, det.Params(relearn_after=10**9), rows)
+                _, relearned, _ = run(det, det.Params(relearn_after=300), rows)
+                self.assertTrue(stuck[810:].all())
+                self.assertTrue(relearned[810:1000].all())
+                self.assertLess(relearned[1200:].mean(), 0.05)
+
     def test_detrending_a_drifting_sensor_keeps_it_in_the_score(self) -> None:
         rows = pump(2000, seed=4)
         rows[:, 3] += np.linspace(0.0, 40.0, 2000)  # a steady drift, like a warming thermocouple

@@ -6,7 +6,10 @@ rows over-fit a full 8 x 8 matrix). The threshold is the `quantile` of the warm-
 times `margin`. After the warm-up a record alarms when its T² exceeds the threshold and stays in
 alarm until T² falls below `release` x threshold (hysteresis: fewer flickering alarms). Records
 that do not alarm pull the baseline mean towards themselves with weight `rebase`, so slow drift
-and the new level a fault leaves behind are absorbed once the alarm is over.
+is absorbed; records that alarm do not, so a fault is not learnt as normal while it lasts. An
+alarm that lasts `relearn_after` records is taken as a new normal (a fault that left the signals
+changed, or an operating point the warm-up never showed): the baseline mean jumps to the current
+features and the alarm ends.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ class Params:
     exclude: tuple[int, ...] = ()  # features left out of the score
     shrink: float = 0.3  # weight of the identity in the correlation matrix
     quantile: float = 0.99  # of the warm-up T² values ...
-    margin: float = 1.5  # ... times this is the threshold
+    margin: float = 1.25  # ... times this is the threshold
     release: float = 0.5  # an alarm ends below release x threshold
-    rebase: float = 0.003  # EWMA weight of a non-alarm record in the baseline mean
+    rebase: float = 0.01  # EWMA weight of a non-alarm record in the baseline mean (a ~100-record memory)
+    relearn_after: int = 600  # an alarm this many records long is a new normal: the baseline jumps to it
 
 
 def _check(params: Params) -> None:
@@ -59,6 +63,7 @@ def init(params: Params, n_features: int) -> dict[str, Any]:
         "precision": None,
         "threshold": None,
         "alarm": False,
+        "run": 0,  # records the current alarm has lasted
     }
 
 
@@ -92,6 +97,9 @@ def step(state: dict[str, Any], x: np.ndarray) -> tuple[float, dict[str, Any]]:
     z = (feats - state["center"]) / state["scale"]
     score = float(_t2(z, state["precision"]))
     new["alarm"] = hysteresis(state["alarm"], score, state["threshold"], p["release"])
+    new["run"] = state["run"] + 1 if new["alarm"] else 0
     if not new["alarm"]:
         new["center"] = state["center"] + p["rebase"] * (feats - state["center"])
+    elif new["run"] >= p["relearn_after"]:
+        new.update(center=feats, run=0, alarm=False)
     return score, new

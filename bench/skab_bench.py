@@ -229,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot read the SKAB files under {args.data}: {exc}", file=sys.stderr)
         return 2
     if not series:
-        print(f"error: no labelled SKAB-format CSV under {args.data}", file=sys.stderr)
+        reasons = "".join(f"; skipped {line}" for line in skipped)
+        print(f"error: no labelled SKAB-format CSV under {args.data}{reasons}", file=sys.stderr)
         return 2
     test_rows = sum(len(s.rows) - TRAIN_ROWS for s in series)
     anomalous = sum(int(s.anomaly[TRAIN_ROWS:].sum()) for s in series)

@@ -1,0 +1,1 @@
+"""Scoring of anomaly detectors against labelled series (point, event and NAB metrics)."""

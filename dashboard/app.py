@@ -68,7 +68,7 @@ def main() -> None:
             health_tab(src, door)
     if pipeline.open:
         with pipeline:
-            pipeline_tab(src, dt.datetime.now(dt.UTC))
+            pipeline_tab(src, dt.datetime.now(dt.UTC), settings)
 
 
 main()

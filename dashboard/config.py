@@ -15,6 +15,9 @@ class DashboardSettings:
     lake: Path | None  # DASHBOARD_LAKE: a live lake folder; unset: only the snapshot
     snapshot: Path  # DASHBOARD_SNAPSHOT: the committed snapshot (default streamlit_data/)
     refresh_seconds: float  # DASHBOARD_REFRESH_SECONDS: how often an open page looks for new data
+    airflow_url: str = ""  # DASHBOARD_AIRFLOW_URL: Airflow's api-server (e.g. http://127.0.0.1:8080); unset: none
+    airflow_user: str = ""  # DASHBOARD_AIRFLOW_USER: a user of the simple auth manager
+    airflow_password: str = ""  # DASHBOARD_AIRFLOW_PASSWORD: its password (never shown)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> DashboardSettings:
@@ -27,4 +30,11 @@ class DashboardSettings:
             raise ValueError(f"DASHBOARD_REFRESH_SECONDS must be a number of seconds, not {text!r}") from None
         if refresh <= 0:
             raise ValueError(f"DASHBOARD_REFRESH_SECONDS must be positive, not {text!r}")
-        return cls(lake=Path(lake) if lake else None, snapshot=Path(snapshot), refresh_seconds=refresh)
+        return cls(
+            lake=Path(lake) if lake else None,
+            snapshot=Path(snapshot),
+            refresh_seconds=refresh,
+            airflow_url=env.get("DASHBOARD_AIRFLOW_URL", "").strip().rstrip("/"),
+            airflow_user=env.get("DASHBOARD_AIRFLOW_USER", "").strip(),
+            airflow_password=env.get("DASHBOARD_AIRFLOW_PASSWORD", ""),
+        )

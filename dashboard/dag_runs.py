@@ -54,13 +54,17 @@ def last_runs(url: str, user: str, password: str, dag_id: str = DAG_ID, limit: i
     return DagRuns("ok", summary(runs), runs)
 
 
+STATE_WORDS = {"success": "succeeded", "failed": "failed", "running": "is running", "queued": "is queued"}
+
+
 def summary(runs: list[dict]) -> str:
     """One sentence on the newest run and the recent failures."""
     last = runs[0]
     failed = sum(r.get("state") == "failed" for r in runs)
-    when = last.get("end_date") or last.get("start_date") or last.get("run_after")
-    text = f"The last run ({last.get('dag_run_id')}) is {last.get('state')}"
-    text += f", at {when}." if when else "."
+    verb = STATE_WORDS.get(last.get("state"), f"is {last.get('state')}")
+    when = last.get("end_date") if last.get("state") in ("success", "failed") else last.get("start_date")
+    text = f"The last run ({last.get('dag_run_id')}) {verb}"
+    text += f" at {when[:16].replace('T', ' ')} UTC." if when else "."
     if failed:
         text += f" {failed} of the last {len(runs)} runs failed."
     else:

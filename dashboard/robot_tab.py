@@ -89,7 +89,7 @@ def fidelity_table(stats: pd.DataFrame, ref: pd.DataFrame, forecasts: pd.DataFra
     wear = forecasts[forecasts.robot_id == robot][["axis", "status", "wear_sigmas"]]
     table = table.merge(wear, on="axis", how="left")
     table["note"] = [fidelity_note(r) for r in table.itertuples()]
-    cols = ["axis", "samples", "mean", "reference_mean", "mean_error", "std", "reference_std", "std_error", "note"]
+    cols = ["axis", "note", "mean_error", "std_error", "mean", "reference_mean", "std", "reference_std", "samples"]
     return table[cols].rename(columns={"mean": "sample_mean", "std": "sample_std"})
 
 
@@ -98,7 +98,7 @@ def fidelity_note(row: tuple) -> str:
     off = max(abs(row.mean_error), abs(row.std_error)) > FIDELITY_TOLERANCE_PCT
     worn = pd.notna(row.wear_sigmas) and row.wear_sigmas >= WORN_SIGMAS
     if worn:
-        return f"under wear ({row.wear_sigmas:.1f} sigmas above healthy; {row.status}): expected off the reference"
+        return f"under wear, {row.wear_sigmas:.1f} sigmas above healthy ({row.status})"
     if off:
         return "off the reference and not wearing: check the simulator"
     return "matches the reference"

@@ -23,7 +23,9 @@ class DagRunsTest(unittest.TestCase):
             result = dag_runs.last_runs(stub.url, stub.USER, stub.PASSWORD)
         self.assertEqual(result.state, "ok")
         self.assertEqual([r["state"] for r in result.runs], ["failed", "success"])
-        self.assertIn("The last run (scheduled__2024-12-10T01:00:00+00:00) is failed", result.message)
+        self.assertIn(
+            "The last run (scheduled__2024-12-10T01:00:00+00:00) failed at 2024-12-10 01:03 UTC", result.message
+        )
         self.assertIn("1 of the last 2 runs failed", result.message)
         method, path, params = stub.seen[-1]
         self.assertEqual((method, path), ("GET", "/api/v2/dags/sensor_pipeline/dagRuns"))
@@ -74,7 +76,7 @@ class PipelineTabTest(unittest.TestCase):
             at = self.run_tab(DASHBOARD_AIRFLOW_URL=stub.url, DASHBOARD_AIRFLOW_USER=stub.USER,
                               DASHBOARD_AIRFLOW_PASSWORD=stub.PASSWORD)  # fmt: skip
         self.assertIn("The hourly DAG (sensor_pipeline)", [s.value for s in at.subheader])
-        self.assertTrue(any("is failed" in w.value for w in at.warning), "a failed last run is a warning")
+        self.assertTrue(any(") failed at" in w.value for w in at.warning), "a failed last run is a warning")
         runs = at.dataframe[0].value
         self.assertEqual(list(runs.state), ["failed", "succeeded"])
 

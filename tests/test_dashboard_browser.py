@@ -186,7 +186,7 @@ class LakeBrowserTest(BrowserTestCase):
 
     def test_every_tab(self) -> None:
         seen = self.every_tab()
-        self.assertIn("is failed", seen["Pipeline"], "the DAG's failed last run, from Airflow's REST API")
+        self.assertIn(") failed at", seen["Pipeline"], "the DAG's failed last run, from Airflow's REST API")
 
     def test_the_robot_tab_from_a_shared_url(self) -> None:
         page = self.open("/?tab=Robots&robot=robot-3&window=1+day", ready=READY["Robots"])

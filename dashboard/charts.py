@@ -48,6 +48,7 @@ def traffic(lines: pd.DataFrame, marks: pd.DataFrame, stores: Sequence[str]) -> 
         when,
         alt.Tooltip("visits:Q", format=COUNT),
         alt.Tooltip("baseline:Q", format=COUNT, title="usual"),
+        alt.Tooltip("failed:Q", format=COUNT, title="failed door-hours (counted as 0)"),
     ]
     color, detail = store_color(stores), alt.Detail("series:N")
     visits = alt.Chart(lines).mark_line().encode(x, alt.Y("visits:Q", title="visits", axis=alt.Axis(format="~s")),

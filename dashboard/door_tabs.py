@@ -72,6 +72,10 @@ def traffic_tab(src: Listing, f: DoorFilters | None) -> None:
         + ("Daily lines leave out partial days (a lake's first and last day, still filling). " if unit == 24 else "")
         + "Hollow circle: warning; filled diamond: critical."
     )
+    failed = int((lines.failed.fillna(0) > 0).sum())
+    if failed:
+        st.caption(f"{failed:,} points include failed door-hours, counted as 0 visits (hover a point for how many; "
+                   "Sensor health names the doors).")  # fmt: skip
     st.subheader(f"Anomalies ({len(marks)})")
     if len(flagged) > len(marks):
         st.caption(f"{len(flagged) - len(marks)} more flagged on partial days, which the daily chart leaves out: "

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 # column -> (label, format): "int" thousands separators, "pct" a 0..1 share shown as %,
-# "pct100" a value already in %, "dec" 2 decimals, "text", "date", "time"
+# "pct100" a value already in %, "dec" 2 decimals, "text", "long" (a sentence: a wide column), "date", "time"
 COLUMNS: dict[str, tuple[str, str]] = {
     "store": ("Store", "text"),
     "sensor_id": ("Door", "int"),
@@ -35,7 +35,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "avg_count_4days": ("Mean of the last 4 same weekdays", "int"),
     "perc_diff": ("% from usual", "pct100"),
     "level": ("Level", "text"),
-    "what": ("What", "text"),
+    "what": ("What", "long"),
     "failure_rate_7d": ("Failed hours, last 7 days", "pct"),
     "failure_rate_30d": ("Failed hours, last 30 days", "pct"),
     "failure_trend": ("Change against the week before", "pct"),
@@ -64,7 +64,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "sample_std": ("Sample std", "dec"),
     "reference_std": ("Reference std", "dec"),
     "std_error": ("Std off the reference", "pct100"),
-    "note": ("Why", "text"),
+    "note": ("Why", "long"),
 }
 
 
@@ -99,6 +99,8 @@ def column_type(name: str, kind: str) -> st.column_config.Column:
         return st.column_config.DateColumn(name, format="YYYY-MM-DD")
     if kind == "time":
         return st.column_config.DatetimeColumn(name, format="YYYY-MM-DD HH:mm")
+    if kind == "long":
+        return st.column_config.Column(name, width="large")
     return st.column_config.Column(name)
 
 

@@ -114,17 +114,17 @@ def traffic(src: Listing, f: DoorFilters, flagged: list[str] | None = None) -> p
     and last, still filling) are left out of daily lines: their sums are not days' visits."""
     files = src.files(f.table, f.first)
     if not files or not f.stores:
-        return empty("period", "series", "store", "visits", "baseline")
+        return empty("period", "series", "store", "visits", "baseline", "failed")
     whole = " AND NOT partial" if f.resolution == "day" else ""
     sql = f"""
         WITH base AS (
-            SELECT {f.series()} AS series, store, {f.period()} AS period, visits, running_mean
+            SELECT {f.series()} AS series, store, {f.period()} AS period, visits, running_mean, failed_readings
             FROM {FILES} WHERE {f.where()}{whole}
         ), top AS (
             SELECT series FROM base GROUP BY series ORDER BY sum(visits) DESC NULLS LAST, series LIMIT $max_series
         )
         SELECT time_bucket(to_hours($bucket::BIGINT), period) AS period, series, any_value(store) AS store,
-               sum(visits) AS visits, sum(running_mean) AS baseline
+               sum(visits) AS visits, sum(running_mean) AS baseline, sum(failed_readings) AS failed
         FROM base WHERE series IN (SELECT series FROM top) OR list_contains($flagged, series)
         GROUP BY period, series ORDER BY series, period"""
     params = f.params() | {"files": files, "max_series": MAX_SERIES, "bucket": f.bucket_hours()}

@@ -30,6 +30,10 @@ def robot_tab(src: Listing) -> None:
     days = right.selectbox("Window", list(WINDOWS), index=1, format_func=WINDOWS.get, key="window", bind=URL)
     end = dt.datetime.combine(span[1] + dt.timedelta(days=1), dt.time(), dt.UTC)
     start = max(end - dt.timedelta(days=days), dt.datetime.combine(span[0], dt.time(), dt.UTC))
+    covered = (span[1] - span[0]).days + 1
+    if covered < days:  # say what the data covers rather than promise a longer window
+        st.caption(f"The robot data covers {covered} days ({span[0]:%d %b} to {span[1]:%d %b %Y}): the "
+                   f"{WINDOWS[days]} window shows those.")  # fmt: skip
     signal = queries.robot_signal(src, robot, axis, start, end)
     incidents = queries.robot_incidents(src, robot, start, end)
     st.subheader(f"{robot} {axis}: signal and regression line")

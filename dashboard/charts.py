@@ -124,7 +124,8 @@ def failed_hours(daily: pd.DataFrame, stores: Sequence[str]) -> alt.Chart:
         alt.Chart(daily)
         .mark_bar()
         .encode(
-            alt.X("day:T", title="local date"),
+            # a day's bar spans its day (a time unit), and the axis names days, not noon
+            alt.X("day:T", timeUnit="yearmonthdate", title="local date", axis=alt.Axis(format="%a %d %b")),
             alt.Y("failed_hours:Q", title="failed door-hours"),
             store_color(stores),
             tooltip=["store:N", DAY, alt.Tooltip("failed_hours:Q", title="failed door-hours")],

@@ -131,10 +131,11 @@ def slopes_section(src: Listing, f: DoorFilters) -> None:
         st.caption("Trend: least-squares slope of each whole day's visits divided by the mean of its weekday over "
                    "the range (a Saturday against Saturdays), in % per 30 days; closed days are left out. "
                    "A trend inside its ± range is no trend.")  # fmt: skip
-    for row in short.itertuples():
-        st.info(f"{row.store}: the trend needs whole days over at least {MIN_TREND_DAYS} days; this range has "
-                f"{row.days} from {row.first:%d %b} to {row.last:%d %b} ({row.span} days). "
-                "Widen the dates.")  # fmt: skip
+    # One sentence for the stores short of days (usually all of them, with the same days).
+    for (days, first, last, span), group in short.groupby(["days", "first", "last", "span"], sort=False):
+        st.info(f"{', '.join(group.store)}: the trend needs whole days over at least {MIN_TREND_DAYS} days; this "
+                f"range has {days} whole days, from {first:%d %b} to {last:%d %b} ({span} days). "
+                "Widen the dates, or wait for more data.")  # fmt: skip
     if slopes.empty:
         st.info(f"No whole day in this range: the trend needs whole days over at least {MIN_TREND_DAYS} days.")
 
@@ -199,8 +200,11 @@ def health_tab(src: Listing, f: DoorFilters | None) -> None:
     st.altair_chart(charts.failed_hours(queries.failed_hours(src, f), stores), width="stretch")
     st.subheader("Doors to replace")
     cols = ["store", "sensor_id", "local_date", "failure_rate_7d", "failure_rate_30d", "failure_trend"]
+    if days <= 7:  # the "30-day" rate covers the same days as the 7-day one: one column
+        cols.remove("failure_rate_30d")
+    window = {"failure_rate_30d": f"Failed hours, last {days} days"}  # what the rate covers
     if len(warn):
-        labels.table(warn[cols], {"failure_rate_30d": "pct"})
+        labels.table(warn[cols], names=window)
     else:
         st.write(f"No door above the {FAILURE_RATE_WARNING:.0%} failure rate.")
     st.subheader("Underused doors")

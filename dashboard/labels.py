@@ -72,11 +72,12 @@ def label(column: str) -> str:
     return COLUMNS.get(column, (column.replace("_", " ").capitalize(), ""))[0]
 
 
-def config(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> dict:
-    """st.dataframe column_config: each column's label and number format."""
+def config(frame: pd.DataFrame, formats: dict[str, str] | None = None, names: dict[str, str] | None = None) -> dict:
+    """st.dataframe column_config: each column's label (`names` overriding) and number format."""
     out = {}
     for column in frame.columns:
         name, kind = COLUMNS.get(column, (label(column), ""))
+        name = (names or {}).get(column, name)
         kind = (formats or {}).get(column, kind)
         if not kind and pd.api.types.is_integer_dtype(frame[column]):
             kind = "int"
@@ -104,6 +105,6 @@ def column_type(name: str, kind: str) -> st.column_config.Column:
     return st.column_config.Column(name)
 
 
-def table(frame: pd.DataFrame, formats: dict[str, str] | None = None, **kwargs) -> None:
+def table(frame: pd.DataFrame, formats: dict[str, str] | None = None, names: dict[str, str] | None = None) -> None:
     """st.dataframe with readable column names and formats."""
-    st.dataframe(frame, hide_index=True, width="stretch", column_config=config(frame, formats), **kwargs)
+    st.dataframe(frame, hide_index=True, width="stretch", column_config=config(frame, formats, names))

@@ -303,13 +303,19 @@ def failed_hours(src: Listing, f: DoorFilters) -> pd.DataFrame:
 
 def robot_span(src: Listing) -> tuple[dt.date, dt.date] | None:
     """First and last UTC dates of robot_fits. The transform writes a file per month, most of
-    them partly filled (the last up to the last data): the last date comes from the last file's
-    buckets, not from its month label."""
+    them partly filled (the first from the first data, the last up to the last): the dates come
+    from the first and the last file's buckets, not from their month labels."""
     span = src.span("robot_fits")
     if span is None:
         return None
-    last = query(src.version, f"SELECT max(bucket) AS last FROM {FILES}", {"files": src.files("robot_fits")[-1:]})
-    return span[0], last["last"].iloc[0].date() if len(last) and pd.notna(last["last"].iloc[0]) else span[1]
+    files = src.files("robot_fits")
+    sql = f"SELECT min(bucket) AS first, max(bucket) AS last FROM {FILES}"
+    first, last = query(src.version, sql, {"files": files[:1]}), query(src.version, sql, {"files": files[-1:]})
+    return day_of(first["first"], span[0]), day_of(last["last"], span[1])
+
+
+def day_of(column: pd.Series, default: dt.date) -> dt.date:
+    return column.iloc[0].date() if len(column) and pd.notna(column.iloc[0]) else default
 
 
 def robot_signal(src: Listing, robot: str, axis: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -59,6 +60,8 @@ def door_event_scores(flags: pd.DataFrame, events: pd.DataFrame, doors: int, day
         found.append(bool(same.any()))
         inside |= same
     targets["found"] = found
+    if os.environ.get("QUALITY_MISSED"):  # a debugging aid: the events not found
+        print(targets[~targets.found][["id", "start", "end", "type", "magnitude"]].to_string())
     out: dict[str, float] = {"events": len(targets), "recall": float(np.mean(found)) if found else float("nan")}
     for kind, rows in targets.groupby("type"):
         out[f"recall {kind} ({len(rows)})"] = rows.found.mean()

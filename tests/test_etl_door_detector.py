@@ -21,7 +21,7 @@ PROFILE = np.array([0.3, 0.6, 1.0, 1.3, 1.5, 1.2, 1.0, 1.1, 1.4, 1.3, 0.9, 0.5])
 # (door, first hour, hours, factor): bursts on doors of 4-12 visits an hour at peak, an entrance
 # closed for 4 hours, a day off at a door of 3 an hour.
 PLANTED = [
-    (6, pd.Timestamp("2024-08-06T10:00:00Z"), 2, 3.0),
+    (6, pd.Timestamp("2024-08-06T10:00:00Z"), 3, 3.5),
     (7, pd.Timestamp("2024-08-14T15:00:00Z"), 3, 2.5),
     (9, pd.Timestamp("2024-08-22T12:00:00Z"), 1, 4.0),
     (11, pd.Timestamp("2024-08-29T09:00:00Z"), 4, 1.8),

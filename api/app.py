@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 from api import openapi
 from api.auth import ApiKeyGate
 from api.deps import ApiError, Simulation, shown
+from api.docs import DocsPolicy
 from api.routes import events, fleet, legacy, readings
 from api.settings import Settings
 
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(DocsPolicy)
     if settings.api_key:
         app.add_middleware(ApiKeyGate, key=settings.api_key)
     sim = app.state.simulation

@@ -21,7 +21,8 @@ DESCRIPTION = """
 "The client's data API", simulated: seeded, reproducible readings of people counters
 on store doors and of 8-axis industrial robots, with the ground truth of every
 failure, anomaly and drift it injected. A reading is a pure function of
-(fleet seed, sensor, time). Errors are 4xx with a `detail` message naming the parameter.
+(fleet seed, sensor, time). Errors are 4xx (503 when too many answers stream at once) with a
+`detail` message naming the parameter.
 """
 
 

@@ -65,7 +65,7 @@ def door_event_scores(flags: pd.DataFrame, events: pd.DataFrame, doors: int, day
     out: dict[str, float] = {"events": len(targets), "recall": float(np.mean(found)) if found else float("nan")}
     for kind, rows in targets.groupby("type"):
         out[f"recall {kind} ({len(rows)})"] = rows.found.mean()
-    sizes = pd.cut(targets.magnitude, SIZE_BINS)
+    sizes = pd.cut(targets.magnitude, SIZE_BINS, include_lowest=True)
     for size, rows in targets.groupby(sizes, observed=True):
         out[f"recall x{size.left:g}-{size.right:g} ({len(rows)})"] = rows.found.mean()
     false = hourly[~inside & (hourly.grain == "sensor")]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import tempfile
 import unittest
-from statistics import NormalDist
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd

@@ -67,7 +67,7 @@ def door_event_scores(flags: pd.DataFrame, events: pd.DataFrame, doors: int, day
         out[f"recall {kind} ({len(rows)})"] = rows.found.mean()
     sizes = pd.cut(targets.magnitude, SIZE_BINS, include_lowest=True)
     for size, rows in targets.groupby(sizes, observed=True):
-        out[f"recall x{size.left:g}-{size.right:g} ({len(rows)})"] = rows.found.mean()
+        out[f"recall x{max(size.left, 0):g}-{size.right:g} ({len(rows)})"] = rows.found.mean()
     false = hourly[~inside & (hourly.grain == "sensor")]
     out["false events per door-week"] = false.event_id.nunique() / (doors * days / 7)
     out["false high flags per door-day"] = (false.direction == "high").sum() / (doors * days)

@@ -48,7 +48,7 @@ class TransformParams:
     anomaly_min_periods: int = 2  # ... judged from this many weeks of history on (their error widens the test)
     anomaly_false_events_per_week: float = 1.0  # the false-alarm budget per door-week that sets anomaly_z
     anomaly_min_change: float = 0.25  # a flagged window and its hour moved at least this much from the baseline
-    anomaly_min_visits: float = 3.0  # ... and the window by at least this many visits
+    anomaly_min_visits: float = 5.0  # ... and the window by at least this many visits
     health_failure_rate: float = 0.05  # trailing 30-day share of failed hours that calls for replacement
     health_min_hours: int = 168  # ... judged only on at least a week of hours
     underused_ratio: float = 0.25  # a door under this share of its siblings' median share is underused

@@ -150,6 +150,10 @@ def main() -> int:
     args = parser.parse_args()
     params = TransformParams()
     if args.nab:
+        missing = [n for n in ("nyc_taxi.csv", "labels.json", "profiles.json") if not (args.nab / n).is_file()]
+        if missing:
+            print(f"error: --nab {args.nab}: no {', '.join(missing)} there", file=sys.stderr)
+            return 2
         nab_report(args.nab, params)
     if args.skip_simulator:
         return 0

@@ -3,6 +3,7 @@ stay within the false-alarm budget. Hand-built data only (no simulator)."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import unittest
 from pathlib import Path
@@ -11,6 +12,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
+from etl.lake import Lake
 from etl.marts import read_mart
 from etl.transform import TransformParams, transform
 from tests.test_etl_transform import write_lake
@@ -109,6 +111,28 @@ class DoorDetectorTest(unittest.TestCase):
         self.assertLessEqual(events / door_weeks, self.params.anomaly_false_events_per_week, f"{events} events")
         high = self.flags[self.flags.direction == "high"]
         self.assertLess(len(high) / (door_weeks * 6), 0.3, "false high flags per door-day")
+
+    def test_increments_give_what_a_rebuild_gives(self) -> None:
+        # Hour by hour across a planted burst (its run of flags, its windows), then the rest.
+        df = plant(self.healthy, 4)
+        root, end = Path(self.tmp.name, "increments"), START + pd.Timedelta(weeks=WEEKS)
+        split = pd.Timestamp("2024-08-14T14:00:00Z")
+        lake = write_lake(root, df, START, split, STORES)
+        transform(lake, self.params)
+        for hour in range(4):
+            at = split + pd.Timedelta(hours=hour)
+            write_lake(root, df, at, at + pd.Timedelta(hours=1), STORES)
+            self.assertEqual(len(transform(lake, self.params).dates), 1)
+        write_lake(root, df, split + pd.Timedelta(hours=4), end, STORES)
+        transform(lake, self.params)
+        full = Path(self.tmp.name, "rebuilt")
+        shutil.copytree(root / "raw", full / "raw")
+        shutil.copytree(root / "reference", full / "reference")
+        transform(Lake(str(full)), self.params, full=True)
+        a, b = (read_mart(x, "door_anomalies").to_pandas() for x in (lake, Lake(str(full))))
+        self.assertGreater(len(a), 50)
+        a, b = (x.sort_values(list(x.columns)).reset_index(drop=True) for x in (a, b))
+        pd.testing.assert_frame_equal(a, b)
 
     def test_scores_carry_their_probability_and_window(self) -> None:
         rows = self.planted

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -46,7 +45,9 @@ DOOR_TARGETS = ("anomaly", "burst", "dip", "day_off", "surge")  # what the detec
 SIZE_BINS = [0.0, 0.35, 0.75, 1.25, 1.75, 3.0, 5.0]  # magnitude: the events' multiplier of expected traffic
 
 
-def door_event_scores(flags: pd.DataFrame, events: pd.DataFrame, doors: int, days: float) -> dict[str, float]:
+def door_event_scores(
+    flags: pd.DataFrame, events: pd.DataFrame, doors: int, days: float, show_missed: bool = False
+) -> dict[str, float]:
     """Events found (an hourly flag of their door, or of any door or the total of their store for a
     store-wide event, inside their hours), by kind and size; flags outside every event."""
     hourly = flags[flags.resolution == "hour"]
@@ -60,14 +61,14 @@ def door_event_scores(flags: pd.DataFrame, events: pd.DataFrame, doors: int, day
         found.append(bool(same.any()))
         inside |= same
     targets["found"] = found
-    if os.environ.get("QUALITY_MISSED"):  # a debugging aid: the events not found
+    if show_missed:
         print(targets[~targets.found][["id", "start", "end", "type", "magnitude"]].to_string())
     out: dict[str, float] = {"events": len(targets), "recall": float(np.mean(found)) if found else float("nan")}
     for kind, rows in targets.groupby("type"):
         out[f"recall {kind} ({len(rows)})"] = rows.found.mean()
-    sizes = pd.cut(targets.magnitude, SIZE_BINS)
+    sizes = pd.cut(targets.magnitude, SIZE_BINS, include_lowest=True)
     for size, rows in targets.groupby(sizes, observed=True):
-        out[f"recall x{size.left:g}-{size.right:g} ({len(rows)})"] = rows.found.mean()
+        out[f"recall x{max(size.left, 0):g}-{size.right:g} ({len(rows)})"] = rows.found.mean()
     false = hourly[~inside & (hourly.grain == "sensor")]
     out["false events per door-week"] = false.event_id.nunique() / (doors * days / 7)
     out["false high flags per door-day"] = (false.direction == "high").sum() / (doors * days)
@@ -147,9 +148,14 @@ def main() -> int:
     parser.add_argument("--fleet", help="a fleet file for the API (FLEET_FILE; default: the API's own)")
     parser.add_argument("--nab", type=Path, help="NAB's folder (nyc_taxi.csv, labels.json, profiles.json)")
     parser.add_argument("--skip-simulator", action="store_true", help="only the NAB figures")
+    parser.add_argument("--missed", action="store_true", help="list the simulator's events not found")
     args = parser.parse_args()
     params = TransformParams()
     if args.nab:
+        missing = [n for n in ("nyc_taxi.csv", "labels.json", "profiles.json") if not (args.nab / n).is_file()]
+        if missing:
+            print(f"error: --nab {args.nab}: no {', '.join(missing)} there", file=sys.stderr)
+            return 2
         nab_report(args.nab, params)
     if args.skip_simulator:
         return 0
@@ -178,7 +184,7 @@ def main() -> int:
     print(f"  budget {params.anomaly_false_events_per_week} false event per door-week (z > {params.anomaly_z:.2f}), "
           f"min change {params.anomaly_min_change:.0%} and {params.anomaly_min_visits:g} visits, "
           f"{params.anomaly_weeks} weeks of history")  # fmt: skip
-    for name, value in door_event_scores(flags, events, doors, args.days).items():
+    for name, value in door_event_scores(flags, events, doors, args.days, args.missed).items():
         print(f"  {name:34s} {value:.3f}" if isinstance(value, float) else f"  {name:34s} {value}")
     incidents = incidents[(incidents.start >= scored_from) & (incidents.start < CLOCK)]
     print(f"Robot incidents over the same {args.days} days (4 robots x 8 axes)")

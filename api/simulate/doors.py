@@ -157,8 +157,7 @@ class DoorSimulator:
         if not doors or (m.burst_day_rate <= 0 and m.dip_day_rate <= 0):
             return out
         keys = np.array([d.key for d in doors], np.uint64)[None, :]
-        days, day_of_row = np.unique(local_day, return_inverse=True)  # drawn per door-day, not per hour
-        hour = local_hour[:, None]
+        days = np.unique(local_day)  # drawn per door-day, not per hour; local_day is ascending
         for stream, rate, hours, factor in (
             (Stream.DOOR_BURST, m.burst_day_rate, m.burst_hours, m.burst_factor),
             (Stream.DOOR_DIP, m.dip_day_rate, m.dip_hours, m.dip_factor),
@@ -166,9 +165,11 @@ class DoorSimulator:
             if rate > 0:
                 h = hash_keys(self.seed, stream, keys, days[:, None], np.arange(4)[:, None, None])
                 happens, first, length, size = _day_span_draws(h, ss.store, rate, hours, factor)
-                first, end = first[day_of_row], first[day_of_row] + length[day_of_row]
-                inside = happens[day_of_row] & (hour >= first) & (hour < end)
-                out = np.where(inside, out * size[day_of_row], out)
+                for d, c in zip(*np.nonzero(happens), strict=True):  # a loop over events (1 %), not readings
+                    lo, hi = np.searchsorted(local_day, days[d], "left"), np.searchsorted(local_day, days[d], "right")
+                    span = local_hour[lo:hi]
+                    inside = lo + np.nonzero((span >= first[d, c]) & (span < first[d, c] + length[d, c]))[0]
+                    out[inside, c] *= size[d, c]
         return out
 
     def _day_off(self, ss: StoreSim, local_day: np.ndarray) -> np.ndarray:

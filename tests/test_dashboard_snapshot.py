@@ -74,11 +74,11 @@ class SnapshotTest(unittest.TestCase):
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
         self.assertEqual(done.returncode, 2)
         self.assertIn("holds no marts", done.stderr)
-        cmd[4] = str(Path(self.tmp.name, "typo"))  # no lake at all: said so, and none is made
+        cmd[5] = str(Path(self.tmp.name, "typo"))  # no lake at all: said so, and none is made
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
         self.assertEqual(done.returncode, 2)
         self.assertIn("no lake there", done.stderr)
-        self.assertFalse(Path(cmd[4]).exists())
+        self.assertFalse(Path(cmd[5]).exists())
         self.assertTrue((out / "snapshot.json").exists(), "a failed run keeps the old snapshot")
 
 

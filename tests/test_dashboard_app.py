@@ -212,8 +212,8 @@ def growing_lake(root: Path, weeks: int, growth_per_day: float) -> Path:
     lake.write_bytes(lake.path("reference", "fleet.json"), json.dumps(fleet).encode())
     ts = pd.date_range("2024-06-03T00:00:00Z", periods=weeks * 7 * 24, freq="h")
     day = np.asarray((ts - ts[0]).days)
-    open_hours = (ts.hour >= 8) & (ts.hour < 20) & (ts.dayofweek < 6)
-    weekday = np.where(ts.dayofweek == 5, 1.5, 1.0)
+    open_hours = (ts.hour >= 8) & (ts.hour < 20) & (ts.day_of_week < 6)
+    weekday = np.where(ts.day_of_week == 5, 1.5, 1.0)
     count = np.where(open_hours, np.round(100 * weekday * (1 + growth_per_day * day)), 0).astype("int64")
     rows = pd.DataFrame({"ts": ts.repeat(2), "store": "Grow", "sensor_id": [0, 1] * len(ts),
                          "count": pd.array(count.repeat(2), dtype="Int64")})  # fmt: skip

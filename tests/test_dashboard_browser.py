@@ -34,6 +34,9 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHART = ".vega-embed canvas, .vega-embed svg"
 VIEWPORT = {"width": 1400, "height": 2400}  # the app scrolls inside its own frame: a tall page shows every chart
 SNAPSHOT = ROOT / "streamlit_data"
+# What the page used to show raw: mart column names, the transform's log line, hours as "16,796.6 h".
+RAW_NAMES = ["replacement_warning", "failure_rate_", "running_mean", "perc_diff", "sensor_id", "local_date",
+             "transform: ", " h old", "median_sigmas"]  # fmt: skip
 # What each tab must have drawn before it is judged (Streamlit fills the page after first paint).
 READY = {
     "Traffic": ".vega-embed svg g.baseline_marks path",
@@ -117,6 +120,12 @@ class BrowserTestCase(unittest.TestCase):
         noise = [line for line in page.console_lines if line.startswith(("warning", "error"))]
         self.assertEqual(noise, [], "no Vega warning, no failed request (usage statistics are off)")
 
+    def assert_readable(self, page) -> None:
+        """No mart column name or log line where a person reads (tables' cells and headers are in the DOM)."""
+        text = page.evaluate("document.body.textContent")  # with the tables' cells, which are not visible text
+        for raw in RAW_NAMES:
+            self.assertNotIn(raw, text)
+
     def marks(self, page, layer: str) -> int:
         """How many marks the charts' SVG draws in the named layer (Vega's class `<name>_marks`)."""
         return page.locator(f".vega-embed svg g.{layer}_marks > path").count()
@@ -134,6 +143,7 @@ class BrowserTestCase(unittest.TestCase):
                 self.assert_no_error(page)
                 self.assertEqual(page.get_by_text("Deploy", exact=True).count(), 0, "no Deploy button")
                 seen[tab] = getattr(self, f"judge_{tab.split()[0].lower()}")(page)
+                self.assert_readable(page)
                 self.assert_clean_console(page)
                 page.screenshot(path=str(ARTIFACTS / f"dashboard-{self.source}-{tab.split()[0].lower()}.png"))
         return seen

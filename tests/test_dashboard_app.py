@@ -104,6 +104,16 @@ class LakeTest(DashboardTestCase):
         drawn = set(queries.traffic(src, f, list(marks.series.unique())).series)
         self.assertLessEqual(set(marks.series), drawn)
 
+    def test_a_store_day_names_its_flagged_doors_in_numeric_order(self) -> None:
+        src = source.scan(self.lake, False)
+        f = queries.DoorFilters(("Berlin", "London", "Madrid", "Paris", "Roma"), None, "day", "store",
+                                tuple(range(1, 8)), dt.date(2024, 11, 1), dt.date(2024, 12, 10), (0, 23))  # fmt: skip
+        rolled = queries.anomalies(src, f).what.str.extract(r"\(doors ([\d, ]+)\)")[0].dropna()
+        self.assertGreater(len(rolled), 0, "some store-days hold flagged hours of several doors")
+        for doors in rolled:
+            numbers = [int(d) for d in doors.split(", ")]
+            self.assertEqual(numbers, sorted(numbers), doors)
+
     def test_widgets_change_the_view(self) -> None:
         at = app(self.lake, tab="Tables")
         self.assertIn("`door_daily_store`", at.caption[0].value)

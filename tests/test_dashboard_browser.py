@@ -126,6 +126,10 @@ class BrowserTestCase(unittest.TestCase):
         for raw in RAW_NAMES:
             self.assertNotIn(raw, text)
 
+    def wait_charts(self, page, count: int) -> None:
+        """Vega embeds each chart a moment after Streamlit's run ends: wait for the `count`-th SVG."""
+        page.locator(".vega-embed svg").nth(count - 1).wait_for(state="attached")
+
     def marks(self, page, layer: str) -> int:
         """How many marks the charts' SVG draws in the named layer (Vega's class `<name>_marks`)."""
         return page.locator(f".vega-embed svg g.{layer}_marks > path").count()
@@ -160,6 +164,7 @@ class BrowserTestCase(unittest.TestCase):
     def judge_trends(self, page) -> str:
         table = page.locator('[data-testid="stTable"]').inner_text()
         self.assertIn("Paris", table, "the biggest store has its trend although a door of it fails most days")
+        self.wait_charts(page, 2)
         self.assertGreaterEqual(page.locator(".vega-embed svg").count(), 2, "deviation and long-term trend")
         return table
 
@@ -168,12 +173,14 @@ class BrowserTestCase(unittest.TestCase):
 
     def judge_robots(self, page) -> list[str]:
         self.assertGreater(self.marks(page, "histogram"), 5, "the fidelity histogram has bars")
+        self.wait_charts(page, 2)
         self.assertGreaterEqual(page.locator(".vega-embed svg").count(), 2, "signal and distribution")
         if "window=" in page.url:
             self.assertEqual(page.locator(".st-key-window input").input_value(), "1 day", "the window from the URL")
         return page.locator("h3").all_inner_texts()
 
     def judge_sensor(self, page) -> None:
+        self.wait_charts(page, 2)
         self.assertEqual(page.locator(".vega-embed svg").count(), 2, "failure rates and failed hours")
 
     def judge_pipeline(self, page) -> str:

@@ -22,6 +22,8 @@ ANOMALY_LEVELS = ["warning", "critical"]
 SVG = {"embedOptions": {"renderer": "svg"}}
 COUNT = ",.0f"  # visits and other counts: thousands separators, no decimals
 DAY = alt.Tooltip("day:T", format="%a %Y-%m-%d")
+# 1.5M, 500k, and a plain 0 (Vega's shared SI prefix would write "0M")
+SI_AXIS = alt.Axis(labelExpr="datum.value == 0 ? '0' : format(datum.value, '~s')")
 
 
 def store_scale(stores: Sequence[str]) -> alt.Scale:
@@ -51,7 +53,7 @@ def traffic(lines: pd.DataFrame, marks: pd.DataFrame, stores: Sequence[str]) -> 
         alt.Tooltip("failed:Q", format=COUNT, title="failed door-hours (counted as 0)"),
     ]
     color, detail = store_color(stores), alt.Detail("series:N")
-    visits = alt.Chart(lines).mark_line().encode(x, alt.Y("visits:Q", title="visits", axis=alt.Axis(format="~s")),
+    visits = alt.Chart(lines).mark_line().encode(x, alt.Y("visits:Q", title="visits", axis=SI_AXIS),
                                                   color, detail, tooltip=tooltip)  # fmt: skip
     baseline = alt.Chart(lines).mark_line(strokeDash=[4, 3], opacity=0.7).encode(x, alt.Y("baseline:Q"), color, detail)
     layers = [visits.properties(name="visits"), baseline.properties(name="baseline")]
@@ -94,7 +96,7 @@ def long_trend(trends: pd.DataFrame, stores: Sequence[str]) -> alt.Chart:
         .mark_line()
         .encode(
             alt.X("day:T", title="local date"),
-            alt.Y("trend_28d:Q", title="visits a day, 28-day mean", axis=alt.Axis(format="~s")),
+            alt.Y("trend_28d:Q", title="visits a day, 28-day mean", axis=SI_AXIS),
             store_color(stores),
             tooltip=["store:N", DAY, alt.Tooltip("trend_28d:Q", format=COUNT, title="visits a day")],
         )
@@ -158,7 +160,7 @@ def distribution(hist: pd.DataFrame, ref_mean: float, ref_std: float, mean: floa
         .encode(
             alt.X("bin:Q", title="value", bin="binned"),
             alt.X2("bin_end:Q"),
-            alt.Y("samples:Q", title="samples", axis=alt.Axis(format="~s")),
+            alt.Y("samples:Q", title="samples", axis=SI_AXIS),
             tooltip=[
                 alt.Tooltip("bin:Q", format=".3f", title="from"),
                 alt.Tooltip("bin_end:Q", format=".3f", title="to"),

@@ -62,6 +62,7 @@ def traffic_tab(src: Listing, f: DoorFilters | None) -> None:
                    f"{queries.MAX_POINTS:,} points a line).")  # fmt: skip
     # A mark sits on its line's point: flags on points the chart leaves out (partial days) are counted apart.
     marks = flagged.merge(lines[["series", "period", "visits", "baseline"]], on=["series", "period"])
+    marks = marks[marks.visits.notna()]  # Vega draws no mark without a y: neither is it counted
     st.altair_chart(charts.traffic(lines, marks, store_order(src)), width="stretch")
     busiest = lines.series.nunique() - len(set(flagged.series) - set(lines.series))
     if busiest >= queries.MAX_SERIES:

@@ -155,15 +155,15 @@ def anomalies(src: Listing, f: DoorFilters) -> pd.DataFrame:
                    arg_max(change, abs(score)) FILTER (WHERE own) AS change,
                    max(abs(score)) AS strength,
                    count(*) FILTER (WHERE NOT own) AS door_hours,
-                   string_agg(DISTINCT CAST(sensor_id AS VARCHAR), ', ' ORDER BY CAST(sensor_id AS VARCHAR))
-                       FILTER (WHERE NOT own) AS doors
+                   -- door numbers in numeric order (2, 10; not 10, 2)
+                   array_to_string(list_sort(list_distinct(list(sensor_id) FILTER (WHERE NOT own))), ', ') AS doors
             FROM flags GROUP BY period, series
         )
         SELECT period, series, store, CASE WHEN rank = 2 THEN 'critical' ELSE 'warning' END AS level,
                CASE WHEN own THEN printf('%s visits than usual (%+.0f %%)', CASE WHEN change < 0 THEN 'fewer'
                         ELSE 'more' END, 100 * change)
-                    ELSE printf('%d flagged door-hour%s (door %s)', door_hours, CASE WHEN door_hours > 1 THEN 's'
-                        ELSE '' END, doors) END AS what,
+                    ELSE printf('%d flagged door-hour%s (door%s %s)', door_hours, CASE WHEN door_hours > 1 THEN 's'
+                        ELSE '' END, CASE WHEN contains(doors, ',') THEN 's' ELSE '' END, doors) END AS what,
                own, door_hours
         FROM marks ORDER BY own DESC, rank DESC, strength DESC LIMIT $max_marks"""
     params = f.params() | {"files": files, "resolution": f.resolution, "grain": f.grain}

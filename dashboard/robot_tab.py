@@ -81,7 +81,8 @@ def fidelity_section(src: Listing, robot: str, axis: str, axes: pd.DataFrame, en
         st.altair_chart(charts.distribution(hist, row.reference_mean, row.reference_std, row.sample_mean),
                         width="stretch")  # fmt: skip
         st.caption(f"{axis}: histogram of the samples; red dashed: the reference mean and ± one std; blue: the "
-                   "samples' mean.")  # fmt: skip
+                   "samples' mean. The tall bar near 0 is the axis at rest (the reference figures include "
+                   "rests).")  # fmt: skip
 
 
 def fidelity_table(stats: pd.DataFrame, ref: pd.DataFrame, forecasts: pd.DataFrame, robot: str) -> pd.DataFrame:

@@ -4,6 +4,8 @@ tests/dashboard_support.AirflowStub), and what the page says when Airflow cannot
 from __future__ import annotations
 
 import os
+import socket
+import time
 import unittest
 from pathlib import Path
 from unittest import mock
@@ -11,6 +13,7 @@ from unittest import mock
 from streamlit.testing.v1 import AppTest
 
 from dashboard import dag_runs
+from dashboard.config import DashboardSettings
 from tests.dashboard_support import AirflowStub, built_snapshot
 from tests.support import free_port
 
@@ -49,11 +52,27 @@ class DagRunsTest(unittest.TestCase):
         self.assertEqual(result.state, "unreachable")
         self.assertIn(f"Airflow at {url} is unreachable", result.message)
 
+    def test_an_airflow_that_never_answers_costs_the_page_seconds_not_minutes(self) -> None:
+        with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts connections, never replies
+            url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+            began = time.monotonic()
+            result = dag_runs.last_runs(url, "u", "p")
+        self.assertEqual(result.state, "unreachable")
+        self.assertLess(time.monotonic() - began, dag_runs.TIMEOUT_SECONDS + 2)
+
     def test_a_server_that_is_not_airflow(self) -> None:
         with AirflowStub() as stub:
             result = dag_runs.last_runs(stub.url + "/nothing", stub.USER, stub.PASSWORD)
         self.assertEqual(result.state, "error")
         self.assertIn("404", result.message)
+
+    def test_the_settings_come_from_the_environment(self) -> None:
+        env = {"DASHBOARD_AIRFLOW_URL": " http://127.0.0.1:8080/ ", "DASHBOARD_AIRFLOW_USER": "admin",
+               "DASHBOARD_AIRFLOW_PASSWORD": "p w"}  # fmt: skip
+        settings = DashboardSettings.from_env(env)
+        self.assertEqual((settings.airflow_url, settings.airflow_user, settings.airflow_password),
+                         ("http://127.0.0.1:8080", "admin", "p w"))  # fmt: skip
+        self.assertEqual(DashboardSettings.from_env({}).airflow_url, "", "unset: not configured")
 
     def test_not_configured(self) -> None:
         result = dag_runs.last_runs("", "", "")

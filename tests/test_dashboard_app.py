@@ -104,6 +104,16 @@ class LakeTest(DashboardTestCase):
         drawn = set(queries.traffic(src, f, list(marks.series.unique())).series)
         self.assertLessEqual(set(marks.series), drawn)
 
+    def test_a_store_day_names_its_flagged_doors_in_numeric_order(self) -> None:
+        src = source.scan(self.lake, False)
+        f = queries.DoorFilters(("Berlin", "London", "Madrid", "Paris", "Roma"), None, "day", "store",
+                                tuple(range(1, 8)), dt.date(2024, 11, 1), dt.date(2024, 12, 10), (0, 23))  # fmt: skip
+        rolled = queries.anomalies(src, f).what.str.extract(r"\(doors ([\d, ]+)\)")[0].dropna()
+        self.assertGreater(len(rolled), 0, "some store-days hold flagged hours of several doors")
+        for doors in rolled:
+            numbers = [int(d) for d in doors.split(", ")]
+            self.assertEqual(numbers, sorted(numbers), doors)
+
     def test_widgets_change_the_view(self) -> None:
         at = app(self.lake, tab="Tables")
         self.assertIn("`door_daily_store`", at.caption[0].value)
@@ -212,8 +222,8 @@ def growing_lake(root: Path, weeks: int, growth_per_day: float) -> Path:
     lake.write_bytes(lake.path("reference", "fleet.json"), json.dumps(fleet).encode())
     ts = pd.date_range("2024-06-03T00:00:00Z", periods=weeks * 7 * 24, freq="h")
     day = np.asarray((ts - ts[0]).days)
-    open_hours = (ts.hour >= 8) & (ts.hour < 20) & (ts.dayofweek < 6)
-    weekday = np.where(ts.dayofweek == 5, 1.5, 1.0)
+    open_hours = (ts.hour >= 8) & (ts.hour < 20) & (ts.day_of_week < 6)
+    weekday = np.where(ts.day_of_week == 5, 1.5, 1.0)
     count = np.where(open_hours, np.round(100 * weekday * (1 + growth_per_day * day)), 0).astype("int64")
     rows = pd.DataFrame({"ts": ts.repeat(2), "store": "Grow", "sensor_id": [0, 1] * len(ts),
                          "count": pd.array(count.repeat(2), dtype="Int64")})  # fmt: skip

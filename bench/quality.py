@@ -93,6 +93,13 @@ def robot_scores(incidents: pd.DataFrame, events: pd.DataFrame, weeks: float) ->
         for i in errors.itertuples()
     )
     robots = incidents.robot_id.nunique() or 4
+    # ALERT incidents on healthy stretches: overlapping no injected event (block or wear drift) of
+    # their axis; the noise floor an engineer sees (issue 12: at most 0.5 an axis-day)
+    healthy_alerts = sum(
+        overlapping(events, i.robot_id, i.axis, i.start, i.end).empty
+        for i in incidents[incidents.level == "ALERT"].itertuples()
+    )
+    axis_days = robots * 8 * weeks * 7
     return {
         "ERROR blocks": len(found["ERROR"]),
         "ERROR block recall": sum(found["ERROR"]) / max(1, len(found["ERROR"])),
@@ -101,6 +108,8 @@ def robot_scores(incidents: pd.DataFrame, events: pd.DataFrame, weeks: float) ->
         "incidents": len(incidents),
         "false ERROR incidents": false_errors,
         "false ERROR per robot-week": false_errors / (robots * weeks),
+        "ALERT incidents on healthy stretches": healthy_alerts,
+        "... per axis-day": healthy_alerts / axis_days,
     }
 
 

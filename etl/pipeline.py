@@ -116,5 +116,7 @@ def notify_step(settings: EtlSettings, now: dt.datetime | None = None) -> dict:
     if now is None:
         now = watermark_of(lake.read_state("robots")) or dt.datetime.now(dt.UTC)
     result = notify(lake, settings, now)
-    print(f"notify at {iso(now)}: {result['alerts']} new alerts, sent to {', '.join(result['channels']) or 'the log'}")
+    changes = ", ".join(f"{n} {what}" for what, n in result["changes"].items())
+    print(f"notify at {iso(now)}: {result['conditions']} condition reports, alarms {changes}; "
+          f"{result['alerts']} notifications sent to {', '.join(result['channels']) or 'the log'}")  # fmt: skip
     return result

@@ -106,15 +106,19 @@ class NotifyTest(unittest.TestCase):
         engine.dispose()
         self.assertEqual((alarm["first_seen"], alarm["last_seen"]), (start, start + dt.timedelta(minutes=99)))
 
-    def test_a_door_that_recovers_and_fails_again_is_a_new_alarm(self) -> None:
-        days = [dt.date(2024, 6, d) for d in (8, 9, 10)]
-        self.write_marts([], [door_day("Paris", 2, days[0], True)])
-        self.run_notify(dt.datetime(2024, 6, 8, 12, tzinfo=UTC))
-        self.write_marts([], [door_day("Paris", 2, days[0], True), door_day("Paris", 2, days[1], False)])
-        self.run_notify(dt.datetime(2024, 6, 9, 12, tzinfo=UTC))
-        self.write_marts([], [door_day("Paris", 2, d, w) for d, w in zip(days, (True, False, True), strict=True)])
-        self.run_notify(dt.datetime(2024, 6, 10, 18, tzinfo=UTC))
+    def test_a_door_warning_back_within_3_days_is_the_same_alarm_later_a_new_one(self) -> None:
+        flags = dict(zip(range(8, 16), (True, False, True, False, False, False, False, True), strict=True))
+        for day in flags:  # a run at noon every day, the mart up to that day
+            rows = [door_day("Paris", 2, dt.date(2024, 6, d), flags[d]) for d in flags if d <= day]
+            self.write_marts([], rows)
+            self.run_notify(dt.datetime(2024, 6, day, 12, tzinfo=UTC))
         self.assertEqual([c for _, _, c in self.sent()], ["opened", "cleared", "opened"])
+        engine = open_db(ops_url("", self.root))
+        first = actions.list_alarms(engine)[-1]
+        events = [e["what"] for e in actions.history(engine, first["id"])]
+        engine.dispose()
+        self.assertEqual(events, ["opened", "retriggered", "cleared"])
+        self.assertEqual(first["cleared_at"], dt.datetime(2024, 6, 14, 12, tzinfo=UTC), "3 days after day 11's noon")
 
     def test_a_failing_webhook_fails_the_step_and_the_change_is_sent_on_the_retry(self) -> None:
         self.write_marts([incident("robot-3", "axis2", NOW - dt.timedelta(minutes=30), minutes=28)], [])

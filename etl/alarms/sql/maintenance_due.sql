@@ -8,6 +8,7 @@ WITH days AS (
         days_to_error,
         status
     FROM robot_maintenance
+    WHERE CAST(date AS TIMESTAMP) AT TIME ZONE 'UTC' < $now  -- days begun by the run (a replay's marts hold later ones)
 ),
 
 flagged AS (

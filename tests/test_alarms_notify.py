@@ -12,6 +12,8 @@ import pyarrow as pa
 
 from etl.alarms import actions
 from etl.alarms.db import open_db, ops_url
+from etl.alarms.engine import Condition
+from etl.alarms.sink import AlarmSink
 from etl.lake import Lake
 from etl.notify import notify
 from etl.settings import EtlSettings
@@ -138,6 +140,22 @@ class NotifyTest(unittest.TestCase):
 
     def test_a_lake_without_marts_has_nothing_to_say(self) -> None:
         self.assertEqual(self.run_notify()["alerts"], 0)
+
+
+class AlarmSinkTest(unittest.TestCase):
+    """The stream job's way in: its own condition type, the same alarms and channels."""
+
+    def test_a_stream_condition_opens_and_clears_an_alarm_with_one_notification_each(self) -> None:
+        with tempfile.TemporaryDirectory() as root, AlertReceivers() as receivers:
+            settings = EtlSettings(lake=root, alert_webhook=receivers.webhook_url)
+            with AlarmSink(settings, log=lambda line: None) as sink:
+                for minute in range(0, 50, 10):  # on for 30 minutes, then off
+                    at = NOW + dt.timedelta(minutes=minute)
+                    sink.report([Condition("robot-1/axis2", "stream_anomaly", "MAJOR", at, minute < 30)], now=at)
+                result = sink.report([], now=NOW + dt.timedelta(hours=2))  # the default rule clears after 1 hour
+            self.assertEqual(result["changes"]["cleared"], 1)
+            changes = [a["detail"]["change"] for post in receivers.posts for a in post["alerts"]]
+            self.assertEqual(changes, ["opened", "cleared"])
 
 
 if __name__ == "__main__":

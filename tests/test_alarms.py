@@ -191,6 +191,8 @@ class AlarmCases:
             actions.silence(self.engine, "Paris/2", None, at(0), "r", "ana", now=at(10))
         with self.assertRaisesRegex(ValueError, "severity 'ERROR' is not one of"):
             report(0, severity="ERROR")
+        with self.assertRaisesRegex(ValueError, "robot-1/axis3 robot_incident: details are not JSON"):
+            Condition("robot-1/axis3", "robot_incident", "MAJOR", T0, True, {"at": T0})
 
 
 class SqliteAlarmsTest(AlarmCases, unittest.TestCase):

@@ -19,6 +19,7 @@ other's updates. Keys are locked in sorted order, so two writers cannot deadlock
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -56,6 +57,10 @@ class Condition:
             )
         if not self.originator or not self.type:
             raise ValueError("a condition needs an originator and a type")
+        try:
+            json.dumps(self.details)
+        except (TypeError, ValueError) as exc:  # else the database refuses the whole batch later
+            raise ValueError(f"condition {self.originator} {self.type}: details are not JSON: {exc}") from exc
 
 
 @dataclass

@@ -52,12 +52,15 @@ def pull_span(watermark: dt.datetime | None, interval: Span, requested: Span = (
 
 
 def resolve_paths(settings: EtlSettings, base: Path) -> EtlSettings:
-    """Relative lake and snapshot paths are relative to the repository, not to a worker's cwd."""
+    """Relative lake, snapshot and alarm rules paths are relative to the repository, not to a worker's cwd."""
 
     def resolved(location: str) -> str:
-        return location if "://" in location or Path(location).is_absolute() else str(base / location)
+        if not location or "://" in location or Path(location).is_absolute():
+            return location
+        return str(base / location)
 
-    return replace(settings, lake=resolved(settings.lake), snapshot_dir=resolved(settings.snapshot_dir))
+    return replace(settings, lake=resolved(settings.lake), snapshot_dir=resolved(settings.snapshot_dir),
+                   alarm_rules=resolved(settings.alarm_rules))  # fmt: skip
 
 
 def pull_step(settings: EtlSettings, kind: str, interval: Span, requested: Span = (None, None)) -> dict:

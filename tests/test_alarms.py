@@ -243,6 +243,13 @@ class RulesFileTest(unittest.TestCase):
         self.assertEqual(rules["pump_vibration"].notify_min_severity, "MAJOR")
         self.assertEqual(rules["anything"], Rule())
 
+    def test_the_dag_reads_a_relative_rules_file_from_the_repository(self) -> None:
+        from etl.pipeline import resolve_paths
+
+        self.assertEqual(resolve_paths(EtlSettings(alarm_rules="ops/rules.toml"), REPO).alarm_rules,
+                         str(REPO / "ops" / "rules.toml"))  # fmt: skip
+        self.assertEqual(resolve_paths(EtlSettings(), REPO).alarm_rules, "", "no file: the defaults")
+
     def test_a_bad_rules_file_is_named(self) -> None:
         for text, message in [
             ('{"robot_incident": {"pending": 1}}', "unknown setting"),

@@ -3,7 +3,7 @@ robot; acknowledge and silence buttons (the only writes of the dashboard: to the
 database, never to the lake), and an alarm's history.
 
 Wired by dashboard/app.py as `alarms_tab(src, settings)`. The database: `settings.ops_db` (a
-SQLAlchemy URL, when DashboardSettings has it) or the live lake's _ops/ops.sqlite. The snapshot
+SQLAlchemy URL: DASHBOARD_OPS_DB or ETL_OPS_DB) or the live lake's _ops/ops.sqlite. The snapshot
 has no alarms (Streamlit Community Cloud has no operational database, nor SQLAlchemy).
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from dashboard.config import DashboardSettings
 from dashboard.source import Listing
 
 SEVERITIES = ["CRITICAL", "MAJOR", "MINOR", "WARNING"]
@@ -31,15 +32,15 @@ def ops_engine(url: str):
     return open_db(url)
 
 
-def ops_database(src: Listing, settings) -> str | None:
-    url = getattr(settings, "ops_db", "") or ""
+def ops_database(src: Listing, settings: DashboardSettings) -> str | None:
+    url = settings.ops_db
     if url:
         return url
     path = Path(src.root, "_ops", "ops.sqlite")
     return f"sqlite:///{path.resolve()}" if not src.snapshot and path.exists() else None
 
 
-def alarms_tab(src: Listing, settings) -> None:
+def alarms_tab(src: Listing, settings: DashboardSettings) -> None:
     st.header("Alarms")
     url = ops_database(src, settings)
     if url is None:

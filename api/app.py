@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.deps import ApiError, Simulation
-from api.routes import events, fleet, legacy, readings
+from api.routes import events, fleet, legacy, readings, stream
 from api.settings import Settings
 
 DESCRIPTION = """
@@ -22,7 +22,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     app = FastAPI(title="Sensor simulator API", version="1.0.0", description=DESCRIPTION)
     app.state.simulation = Simulation.from_settings(settings)
-    for module in (legacy, fleet, readings, events):
+    for module in (legacy, fleet, readings, events, stream):
         app.include_router(module.router)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -40,10 +40,13 @@ class Settings:
     clock: Clock = field(default_factory=Clock)
     max_rows: int = 10_000_000
     chunk_rows: int = 262_144
+    replay_paths: tuple[Path, ...] = ()  # recorded data sets served as live streams (files or folders)
+    stream_max_seconds: float = 3600.0  # the longest a stream connection stays open
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        """FLEET_FILE, SIM_NOW (ISO 8601), SIM_SPEED, API_MAX_ROWS, API_CHUNK_ROWS."""
+        """FLEET_FILE, SIM_NOW (ISO 8601), SIM_SPEED, API_MAX_ROWS, API_CHUNK_ROWS,
+        API_REPLAY_PATHS (colon-separated files or folders), API_STREAM_MAX_SECONDS."""
         env = dict(os.environ if env is None else env)
         now = env.get("SIM_NOW")
         try:
@@ -55,6 +58,8 @@ class Settings:
             clock=Clock(anchor=anchor, speed=_positive(env, "SIM_SPEED", 1.0, float)),
             max_rows=_positive(env, "API_MAX_ROWS", cls.max_rows, int),
             chunk_rows=_positive(env, "API_CHUNK_ROWS", cls.chunk_rows, int),
+            replay_paths=tuple(Path(p) for p in env.get("API_REPLAY_PATHS", "").split(":") if p.strip()),
+            stream_max_seconds=_positive(env, "API_STREAM_MAX_SECONDS", cls.stream_max_seconds, float),
         )
 
 

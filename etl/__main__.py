@@ -1,4 +1,5 @@
-"""The ETL command line: `python -m etl pull | status | transform | snapshot | import-csv | sites` (each with --help).
+"""The ETL command line: `python -m etl pull | status | transform | snapshot | import-csv | sites | stream`
+(each with --help).
 
 Exit codes: 0 done; 1 the run failed (API unreachable after retries, lake locked);
 2 bad input (arguments, dates, a CSV that cannot be read). Failures print one line.
@@ -69,6 +70,10 @@ def build_parser(settings: EtlSettings) -> argparse.ArgumentParser:
     show = actions.add_parser("list", help="the registered stores and robots")
     show.add_argument("--lake", default=settings.lake)
     show.add_argument("--json", action="store_true", help="machine-readable output")
+
+    from etl.stream.cli import add_parser as add_stream_parser
+
+    add_stream_parser(commands, settings)
     return parser
 
 
@@ -99,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "sites":
             return run_sites(args)
+        if args.command == "stream":
+            from etl.stream.cli import run as run_stream  # bytewax and river: only this command needs them
+
+            return run_stream(args, settings)
         from etl.importcsv import import_csv  # pandas: only this command needs it
 
         given = (("robot_id", args.robot_id), ("store", args.store), ("sensor_id", args.sensor_id))
@@ -106,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = import_csv(Lake(args.lake), dataset(args.kind), args.file, args.map, settings, constants)
         print(summary.line())
         return 0
-    except (ApiError, LakeBusy) as exc:
+    except (ApiError, LakeBusy, ConnectionError) as exc:
         return fail(1, str(exc))
     except ValueError as exc:  # CsvImportError too
         return fail(2, str(exc))

@@ -1,0 +1,43 @@
+"""The Bytewax dataflow: a thin adapter that wires the source, the deserialiser, the per-key step and the sinks.
+
+    read -> deserialise -> (bad: dead letters) -> key by sensor -> step (stateful, per key) -> lake sink
+
+Keys are spread over the workers by the engine (a key's state lives on one worker at a time);
+the sink's partitions are fixed, so the files an alert lands in do not depend on how many
+workers ran.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+
+from etl.stream.records import Shape, parse
+from etl.stream.sinks import LakeSink, SinkConfig
+from etl.stream.source import HttpSpec, StreamSource
+from etl.stream.step import Reading, StepParams, step
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    http: tuple[HttpSpec, ...]
+    files: dict[str, str]
+    shapes: dict[str, Shape]  # per source name
+    params: dict[str, StepParams]  # per source name
+    sink: SinkConfig
+
+
+def build(config: JobConfig) -> Dataflow:
+    shapes, params = config.shapes, config.params
+    flow = Dataflow("sensor_stream")
+    raw = op.input("read", flow, StreamSource(list(config.http), config.files))
+    parsed = op.map("deserialise", raw, lambda item: parse(item[0], item[1], item[2], item[3], shapes[item[0]]))
+    valid = op.branch("valid", parsed, lambda x: isinstance(x, Reading))
+    keyed = op.key_on("by_sensor", valid.trues, lambda r: r.sensor)
+    stepped = op.stateful_map("step", keyed, lambda state, r: step(state, r, params[r.source]))
+    emitted = op.flat_map_value("emit", stepped, lambda outputs: outputs)
+    dead = op.map("dead_letter", valid.falses, lambda row: (row["source"], ("dead", row)))
+    op.output("lake", op.merge("outputs", emitted, dead), LakeSink(config.sink))
+    return flow

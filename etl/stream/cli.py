@@ -34,6 +34,8 @@ def add_parser(commands, settings: EtlSettings) -> None:
     s.add_argument("--fields", help="comma-separated fields to score (replays and files; default: all columns)")
     s.add_argument("--one-key", action="store_true", help="score all readings of a source under one key")
     s.add_argument("--since", help="ISO 8601 start of a first run (exclusive); default: now (live), start (replay)")
+    backfill = "a first live run starts this long before the API's clock (thresholds warm up on it)"
+    s.add_argument("--backfill", type=float, default=0.0, metavar="MINUTES", help=backfill)
     s.add_argument("--until", help="ISO 8601 end (exclusive): the job ends when every source gets there")
     s.add_argument("--speed", type=float, default=1.0, help="replay speed (x recorded)")
     s.add_argument("--detector", choices=sorted(DETECTORS), default="hst")
@@ -59,6 +61,8 @@ def run(args: argparse.Namespace, settings: EtlSettings) -> int:
     from etl.stream.flow import build
 
     config = job_config(args, settings)
+    for params in config.params.values():  # import the detector's library now, not on the first reading
+        params.detector.init(params.detector.params, params.n_features)
     recovery = None
     if args.recovery:
         prepare_recovery(args.recovery, args.recovery_partitions, args.process_id)
@@ -103,8 +107,8 @@ def job_config(args: argparse.Namespace, settings: EtlSettings):
                 dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError as exc:
                 raise StreamSetupError(f"{name}: {value!r} is not an ISO 8601 time ({exc})") from exc
-    if args.speed <= 0 or args.workers < 1 or args.warmup < 1 or args.settle < 0:
-        raise StreamSetupError("--speed, --workers and --warmup must be positive, --settle not negative")
+    if args.speed <= 0 or args.workers < 1 or args.warmup < 1 or args.settle < 0 or args.backfill < 0:
+        raise StreamSetupError("--speed, --workers and --warmup must be positive, --settle and --backfill not negative")
     session = requests.Session()
     session.trust_env = False
     http, files, shapes, params = [], {}, {}, {}
@@ -168,10 +172,15 @@ def resolve(text: str, args: argparse.Namespace, session: requests.Session) -> t
     fleet = get_json(session, base + "/v1/fleet")
     kind = path.rsplit("/", 1)[1]
     shape = fleet_shape(kind, fleet)
-    since = args.since or fleet["now"]  # a first live start begins at the API's clock
+    since = args.since or iso_minus(fleet["now"], args.backfill)  # a first live start: the API's clock
     query = urllib.parse.urlencode(sorted((k, v) for k, v in params.items() if k != "end"))
     name = kind + (f"?{query}" if query else "")
     return name, HttpSpec(name, endpoint, params, bool(args.until), since), shape
+
+
+def iso_minus(text: str, minutes: float) -> str:
+    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00")) - dt.timedelta(minutes=minutes)
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def fleet_shape(kind: str, fleet: dict) -> Shape:

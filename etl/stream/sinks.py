@@ -35,7 +35,7 @@ ALERTS = pa.schema([("key", pa.string()), ("sensor", pa.string()), ("level", pa.
 DEAD = pa.schema([*((n, pa.string()) for n in ("key", "source", "pos", "ts", "sensor", "reason", "raw")),
                   ("day", pa.int64())])  # fmt: skip
 SCORES = pa.schema([("key", pa.string()), ("sensor", pa.string()), ("ts", TS), ("score", pa.float64()),
-                    ("level", pa.string())])  # fmt: skip
+                    ("level", pa.string()), ("x", pa.list_(pa.float64()))])  # fmt: skip
 STATE_KIND = "stream"
 COUNTS = ("records_in", "scored", "alerts", "errors", "dead_letters", "webhook_failures")
 
@@ -76,11 +76,13 @@ class LakeSinkPartition(StatefulSinkPartition):
         self.pending: dict[str, list] = {"alert": [], "dead": [], "score": []}
         self.flushed = time.monotonic()
         self.this_run = 0  # records this process handled: after a restart, those since the checkpoint
+        self.run_started: float | None = None  # wall clock of this run's first record
         self.session = requests.Session()
         self.session.trust_env = False
 
     def write_batch(self, values: list) -> None:
         c = self.counts
+        self.run_started = self.run_started or time.time()
         self.this_run += sum(kind != "alert" for kind, _ in values)
         for kind, row in values:
             if kind == "score":
@@ -122,7 +124,7 @@ class LakeSinkPartition(StatefulSinkPartition):
             self.merge("dead_letter", pa.Table.from_pylist(rows, DEAD), "day")
         if scores:
             rows = [{"key": f"{r['sensor']}/{r['ts']}", "sensor": r["sensor"], "ts": r["ts"], "score": r["score"],
-                     "level": r["level"]} for r in scores]  # fmt: skip
+                     "level": r["level"], "x": r["x"]} for r in scores]  # fmt: skip
             self.merge("scores", pa.Table.from_pylist(rows, SCORES), "ts", folder=("stream", "scores"))
         self.write_state()
         self.flushed = time.monotonic()
@@ -176,7 +178,8 @@ class LakeSinkPartition(StatefulSinkPartition):
 
     def write_state(self) -> None:
         c = self.counts
-        mine = {**c, "last_ts": iso(c["last_ts"]), "this_run": self.this_run, "updated": time.time()}
+        mine = {**c, "last_ts": iso(c["last_ts"]), "this_run": self.this_run, "run_started": self.run_started,
+                "updated": time.time()}  # fmt: skip
         self.lake.write_bytes(self.lake.path("_state", "stream", f"part-{self.part}.json"), json.dumps(mine).encode())
         parts = []
         for path in self.lake.files("_state", "stream", suffix=".json"):
@@ -186,6 +189,9 @@ class LakeSinkPartition(StatefulSinkPartition):
         total = {k: sum(p.get(k, 0) for p in parts) for k in (*COUNTS, "this_run")}
         stamps = [p["last_ts"] for p in parts if p.get("last_ts")]
         lags = [p["lag_seconds"] for p in parts if p.get("lag_seconds") is not None]
+        started = [p["run_started"] for p in parts if p.get("run_started")]
+        span = max(p["updated"] for p in parts) - min(started) if started else 0.0
+        total["rate_per_second"] = round(total["this_run"] / span, 1) if span > 0 else None
         total.update(last_ts=max(stamps) if stamps else None, lag_seconds=max(lags) if lags else None,
                      updated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), parts=len(parts),
                      sources=list(self.config.sources))  # fmt: skip

@@ -111,7 +111,7 @@ def step(state: dict | None, r: Reading, params: StepParams) -> tuple[dict, list
     state["n"] += 1
     state["last_ts"] = r.ts_us
     level = calibrate_or_classify(state, score, params)
-    out = [("score", {"sensor": r.sensor, "ts": r.ts_us, "score": score, "level": level or "",
+    out = [("score", {"sensor": r.sensor, "ts": r.ts_us, "score": score, "level": level or "", "x": x,
                       "received": r.received})]  # fmt: skip
     out += episode(state, r, score, level)
     return state, out

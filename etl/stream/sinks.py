@@ -83,22 +83,23 @@ class LakeSinkPartition(StatefulSinkPartition):
     def write_batch(self, values: list) -> None:
         c = self.counts
         self.run_started = self.run_started or time.time()
-        self.this_run += sum(kind != "alert" for kind, _ in values)
-        for kind, row in values:
-            if kind == "score":
-                c["scored"] += 1
-                c["last_ts"] = max(c["last_ts"] or 0, row["ts"])
-                if self.config.write_scores:
-                    self.pending["score"].append(row)
-                continue
-            if kind == "alert" and row["end"] is None:  # an alert counts when it opens
-                c["alerts"] += 1
-                c["errors"] += row["level"] == "ERROR"
-            c["dead_letters"] += kind == "dead"
-            self.pending[kind].append(row)
         scores = [row for kind, row in values if kind == "score"]
         if scores:
+            c["scored"] += len(scores)
+            c["last_ts"] = max(c["last_ts"] or 0, max(row["ts"] for row in scores))
             c["lag_seconds"] = round(time.time() - scores[-1]["received"], 3)
+            if self.config.write_scores:
+                self.pending["score"] += scores
+        if len(scores) < len(values):  # alerts and dead letters: few
+            for kind, row in values:
+                if kind == "score":
+                    continue
+                if kind == "alert" and row["end"] is None:  # an alert counts when it opens
+                    c["alerts"] += 1
+                    c["errors"] += row["level"] == "ERROR"
+                c["dead_letters"] += kind == "dead"
+                self.pending[kind].append(row)
+        self.this_run += len(scores) + sum(kind == "dead" for kind, _ in values)
         c["records_in"] = c["scored"] + c["dead_letters"]
         if time.monotonic() - self.flushed >= self.config.flush_seconds:
             self.flush()

@@ -76,15 +76,16 @@ class LakeSinkPartition(StatefulSinkPartition):
         self.pending: dict[str, list] = {"alert": [], "dead": [], "score": []}
         self.flushed = time.monotonic()
         self.this_run = 0  # records this process handled: after a restart, those since the checkpoint
-        self.run_started: float | None = None  # wall clock of this run's first record
+        self.run_started: float | None = None  # wall clock at which the source read this run's first record
         self.session = requests.Session()
         self.session.trust_env = False
 
     def write_batch(self, values: list) -> None:
         c = self.counts
-        self.run_started = self.run_started or time.time()
         scores = [row for kind, row in values if kind == "score"]
         if scores:
+            if self.run_started is None:  # when the source read this run's first record
+                self.run_started = min(row["received"] for row in scores)
             c["scored"] += len(scores)
             c["last_ts"] = max(c["last_ts"] or 0, max(row["ts"] for row in scores))
             c["lag_seconds"] = round(time.time() - scores[-1]["received"], 3)

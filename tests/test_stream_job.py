@@ -189,6 +189,23 @@ def lines_of(api: ApiServer, name: str) -> list[dict]:
     return [json.loads(line) for line in api.get(f"/v1/stream/replay/{name}", speed=100000).iter_lines() if line]
 
 
+class LiveStreamTest(unittest.TestCase):
+    def test_a_live_stream_cut_every_second_is_read_whole_through_reconnects(self) -> None:
+        # The clock runs 300x from PINNED_NOW and the API closes every connection after 1 s: the job
+        # reads 10 minutes of backlog and 40 live minutes (8 s of wall time from the server's start,
+        # so at least 4 connections however long the job takes to start), each resumed from its
+        # cursor, and must see every sample in (since, until) once.
+        with tempfile.TemporaryDirectory() as tmp, ApiServer(SIM_SPEED="300", API_STREAM_MAX_SECONDS="1") as api:
+            lake = Path(tmp) / "lake"
+            began = time.monotonic()
+            finish(job(api, lake, "--source", "robots", "--since", "2024-12-31T23:50:00Z", "--until",
+                       "2025-01-01T00:40:00Z", "--quiet"))  # fmt: skip
+            counts = state(lake)
+        self.assertGreater(time.monotonic() - began, 3)  # it waited for the clock
+        self.assertEqual((counts["scored"], counts["dead_letters"]), (299 * 4, 0))  # 23:50:10 .. 00:39:50
+        self.assertEqual(counts["last_ts"], "2025-01-01T00:39:50Z")
+
+
 class DeadLetterTest(unittest.TestCase):
     def test_bad_records_are_counted_and_kept_with_their_reason_and_never_stop_the_flow(self) -> None:
         good = [{"ts": f"2025-01-01T00:{m:02d}:00Z", "robot_id": "robot-1", **{f"axis{i}": 1.0 + m % 3 for i in

@@ -14,7 +14,7 @@ from api import openapi
 from api.auth import ApiKeyGate
 from api.deps import ApiError, Simulation, shown
 from api.docs import DocsPolicy
-from api.routes import events, fleet, legacy, readings
+from api.routes import events, fleet, legacy, readings, stream
 from api.settings import Settings
 
 DESCRIPTION = """
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.simulation = Simulation.from_settings(settings)
-    for module in (legacy, fleet, readings, events):
+    for module in (legacy, fleet, readings, events, stream):
         app.include_router(module.router)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

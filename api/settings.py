@@ -46,11 +46,14 @@ class Settings:
     min_time: dt.datetime = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     max_ahead_days: float = 3660.0
     api_key: str = field(default="", repr=False)  # API_KEY: when set, requests need X-API-Key; never logged
+    replay_paths: tuple[Path, ...] = ()  # recorded data sets served as live streams (files or folders)
+    stream_max_seconds: float = 3600.0  # the longest a stream connection stays open
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """FLEET_FILE, SIM_NOW (ISO 8601), SIM_SPEED, API_MAX_ROWS, API_CHUNK_ROWS, API_MAX_STREAMS,
-        API_MIN_TIME, API_MAX_AHEAD_DAYS, API_KEY."""
+        API_MIN_TIME, API_MAX_AHEAD_DAYS, API_KEY, API_REPLAY_PATHS (colon-separated files or
+        folders), API_STREAM_MAX_SECONDS."""
         env = dict(os.environ if env is None else env)
         min_time = _instant(env, "API_MIN_TIME") or cls.min_time
         return cls(
@@ -62,6 +65,8 @@ class Settings:
             min_time=min_time,
             max_ahead_days=_positive(env, "API_MAX_AHEAD_DAYS", cls.max_ahead_days, float),
             api_key=env.get("API_KEY", "").strip(),
+            replay_paths=tuple(Path(p) for p in env.get("API_REPLAY_PATHS", "").split(":") if p.strip()),
+            stream_max_seconds=_positive(env, "API_STREAM_MAX_SECONDS", cls.stream_max_seconds, float),
         )
 
 

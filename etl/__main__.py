@@ -1,5 +1,5 @@
-"""The ETL command line: `python -m etl pull | status | transform | snapshot | import-csv | sites | alarms`
-(each with --help).
+"""The ETL command line: `python -m etl pull | status | transform | snapshot | import-csv | sites | alarms
+| stream` (each with --help).
 
 Exit codes: 0 done; 1 the run failed (API unreachable after retries, lake locked);
 2 bad input (arguments, dates, a CSV that cannot be read). Failures print one line.
@@ -73,6 +73,10 @@ def build_parser(settings: EtlSettings) -> argparse.ArgumentParser:
     show.add_argument("--lake", default=settings.lake)
     show.add_argument("--json", action="store_true", help="machine-readable output")
     add_alarms_parser(commands, settings)
+
+    from etl.stream.cli import add_parser as add_stream_parser
+
+    add_stream_parser(commands, settings)
     return parser
 
 
@@ -122,8 +126,12 @@ def main(argv: list[str] | None = None) -> int:
             from etl.alarms.cli import run_alarms
 
             return run_alarms(args, settings)
+        if args.command == "stream":
+            from etl.stream.cli import run as run_stream  # bytewax and river: only this command needs them
+
+            return run_stream(args, settings)
         return run_import(args, settings)
-    except (ApiError, LakeBusy, ConnectionError) as exc:  # ConnectionError: the operational database
+    except (ApiError, LakeBusy, ConnectionError) as exc:  # ConnectionError: the operational database, a stream
         return fail(1, str(exc))
     except ValueError as exc:  # CsvImportError too
         return fail(2, str(exc))

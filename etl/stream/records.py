@@ -1,0 +1,77 @@
+"""Deserialise one NDJSON line into a Reading, or into a dead letter naming what is wrong with it.
+
+Bad records (malformed JSON, a missing or unreadable ts, a field of the wrong type, an unknown
+sensor) never raise: they come back as dead-letter rows, which the sinks count and keep.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from dataclasses import dataclass
+
+from contract.schemas import AXES
+from contract.times import parse_instant, to_us
+from etl.stream.step import Reading, dead_row
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a source's lines hold: which fields name the sensor and which are scored."""
+
+    kind: str  # robots | doors | replay
+    key_fields: tuple[str, ...]
+    fields: tuple[str, ...]
+    known: frozenset[str] | None = None  # the sensors that exist, when the source says (the API's fleet)
+    one_key: str | None = None  # score every record under this one key (the reference's global means)
+
+
+ROBOTS = Shape("robots", ("robot_id",), AXES)
+DOORS = Shape("doors", ("store", "sensor_id"), ("count",))
+
+
+def replay_shape(fields: list[str]) -> Shape:
+    return Shape("replay", ("sensor",), tuple(fields))
+
+
+@functools.lru_cache(maxsize=8192)
+def instant_us(text: str) -> int:
+    """ISO 8601 -> microseconds, once per distinct text: the sensors of an instant share one ts."""
+    return to_us(parse_instant(text))
+
+
+def parse(source: str, pos: str, line: bytes, received: float, shape: Shape) -> Reading | dict:
+    """A Reading, or a dead-letter row with the reason."""
+
+    def dead(reason: str, ts: str = "", sensor: str = "") -> dict:
+        return dead_row(source, pos, ts, sensor, reason, line.decode("utf-8", errors="replace"))
+
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        return dead(f"malformed JSON: {exc}")
+    if not isinstance(record, dict):
+        return dead(f"not a JSON object but {type(record).__name__}")
+    ts = record.get("ts")
+    try:
+        ts_us = instant_us(ts)
+    except (TypeError, ValueError, AttributeError) as exc:
+        return dead(f"ts: {ts!r} is not an ISO 8601 time ({exc})")
+    parts = [record.get(k) for k in shape.key_fields]
+    if any(p is None or isinstance(p, bool) or not isinstance(p, str | int) for p in parts):
+        return dead(f"sensor: {'/'.join(shape.key_fields)} missing or not text", ts)
+    sensor = "/".join(str(p) for p in parts)
+    if shape.known is not None and sensor not in shape.known:
+        return dead(f"unknown sensor {sensor!r}", ts, sensor)
+    values = []
+    for name in shape.fields:
+        v = record.get(name)
+        if v is None:
+            values.append(None)  # missing: imputed downstream
+        elif isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            return dead(f"{name}: expected a number, got {v!r}", ts, sensor)
+        else:
+            values.append(float(v))
+    key = shape.one_key or sensor
+    return Reading(key, ts_us, ts, tuple(values), received, source, pos)

@@ -1,0 +1,225 @@
+"""The job's outputs: alerts and dead letters to the lake, new alerts to stdout and the webhook, counts to a state file.
+
+    LAKE/alerts/stream/date=YYYY-MM-DD/part-<p>.parquet       alerts, one row per key (the latest version)
+    LAKE/dead_letter/stream/date=YYYY-MM-DD/part-<p>.parquet  bad records with the reason
+    LAKE/stream/scores/date=YYYY-MM-DD/part-<p>.parquet       every score, with --write-scores
+    LAKE/_state/stream.json                                   counts for the dashboard (every few seconds)
+
+Exactly once to the user: a restart replays the readings after its last snapshot, so a sink sees
+some rows again. Every row has a key (an alert: sensor/start/level; a dead letter: source@position;
+a score: sensor and ts) and a write merges by key into the partition's file (atomically, through
+etl.lake.Lake), keeping the latest version: a replayed row changes nothing. An alert goes to stdout
+and the webhook only when its key is not in the lake yet, so it is announced once. Counts live in
+the sink's snapshot, so they too count each record once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import time
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import requests
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+
+from contract.schemas import TS
+from contract.times import EPOCH, parse_instant, to_us
+from etl.lake import US_PER_DAY, Lake, Partition, repeated_keys
+
+ALERTS = pa.schema([("key", pa.string()), ("sensor", pa.string()), ("level", pa.string()), ("start", TS),
+                    ("end", TS), ("peak_score", pa.float64()), ("readings", pa.int64()), ("updated", TS)])  # fmt: skip
+DEAD = pa.schema([*((n, pa.string()) for n in ("key", "source", "pos", "ts", "sensor", "reason", "raw")),
+                  ("day", pa.int64())])  # fmt: skip
+SCORES = pa.schema([("key", pa.string()), ("sensor", pa.string()), ("ts", TS), ("score", pa.float64()),
+                    ("level", pa.string()), ("x", pa.list_(pa.float64()))])  # fmt: skip
+STATE_KIND = "stream"
+COUNTS = ("records_in", "scored", "alerts", "errors", "dead_letters", "webhook_failures")
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    lake: str
+    parts: int = 4  # fixed, whatever the number of workers: the same alert always lands in the same file
+    webhook: str = ""
+    echo: bool = True  # new alerts to stdout
+    write_scores: bool = False
+    flush_seconds: float = 1.0
+    sources: tuple[str, ...] = ()
+
+
+def iso(us: int | None) -> str | None:
+    return None if us is None else (EPOCH + dt.timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def dead_day(row: dict) -> int:
+    """The UTC day a dead letter files under: its ts, else the instant its position names, else day 0."""
+    if row.get("ts_us") is not None:
+        return row["ts_us"] // US_PER_DAY
+    for text in (row.get("ts"), row.get("pos", "").split("#")[0]):
+        try:
+            return to_us(parse_instant(text)) // US_PER_DAY
+        except (TypeError, ValueError, AttributeError):
+            continue
+    return 0
+
+
+class LakeSinkPartition(StatefulSinkPartition):
+    def __init__(self, part: str, config: SinkConfig, resume: dict | None) -> None:
+        self.part, self.config, self.lake = part, config, Lake(config.lake)
+        self.counts = dict(resume or {k: 0 for k in COUNTS})
+        self.counts.setdefault("last_ts", None)
+        self.counts.setdefault("lag_seconds", None)
+        self.pending: dict[str, list] = {"alert": [], "dead": [], "score": []}
+        self.flushed = time.monotonic()
+        self.this_run = 0  # records this process handled: after a restart, those since the checkpoint
+        self.run_started: float | None = None  # wall clock at which the source read this run's first record
+        self.session = requests.Session()
+        self.session.trust_env = False
+
+    def write_batch(self, values: list) -> None:
+        c = self.counts
+        scores = [row for kind, row in values if kind == "score"]
+        if scores:
+            if self.run_started is None:  # when the source read this run's first record
+                self.run_started = min(row["received"] for row in scores)
+            c["scored"] += len(scores)
+            c["last_ts"] = max(c["last_ts"] or 0, max(row["ts"] for row in scores))
+            c["lag_seconds"] = round(time.time() - scores[-1]["received"], 3)
+            if self.config.write_scores:
+                self.pending["score"] += scores
+        if len(scores) < len(values):  # alerts and dead letters: few
+            for kind, row in values:
+                if kind == "score":
+                    continue
+                if kind == "alert" and row["end"] is None:  # an alert counts when it opens
+                    c["alerts"] += 1
+                    c["errors"] += row["level"] == "ERROR"
+                c["dead_letters"] += kind == "dead"
+                self.pending[kind].append(row)
+        self.this_run += len(scores) + sum(kind == "dead" for kind, _ in values)
+        c["records_in"] = c["scored"] + c["dead_letters"]
+        if time.monotonic() - self.flushed >= self.config.flush_seconds:
+            self.flush()
+
+    def snapshot(self) -> dict:
+        self.flush()  # what the snapshot counts is in the lake
+        return dict(self.counts)
+
+    def close(self) -> None:
+        self.flush()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        alerts, dead, scores = (self.pending[k] for k in ("alert", "dead", "score"))
+        self.pending = {"alert": [], "dead": [], "score": []}
+        if alerts:
+            table = pa.Table.from_pylist([alert_record(r) for r in alerts], ALERTS)
+            fresh = self.merge("alerts", table, "start")
+            self.announce(fresh)
+        if dead:
+            rows = [{**{k: r.get(k) for k in DEAD.names}, "day": dead_day(r)} for r in dead]
+            self.merge("dead_letter", pa.Table.from_pylist(rows, DEAD), "day")
+        if scores:
+            rows = [{"key": f"{r['sensor']}/{r['ts']}", "sensor": r["sensor"], "ts": r["ts"], "score": r["score"],
+                     "level": r["level"], "x": r["x"]} for r in scores]  # fmt: skip
+            self.merge("scores", pa.Table.from_pylist(rows, SCORES), "ts", folder=("stream", "scores"))
+        self.write_state()
+        self.flushed = time.monotonic()
+
+    def merge(self, what: str, table: pa.Table, day_column: str, folder: tuple[str, ...] | None = None) -> pa.Table:
+        """Merge rows into their date files by key, the latest version winning; returns the rows new to the lake."""
+        folder = folder or (what, "stream")
+        col = table.column(day_column)
+        days = col.cast(pa.int64()).to_numpy() // (US_PER_DAY if pa.types.is_timestamp(col.type) else 1)
+        fresh = []
+        for day in sorted(set(days.tolist())):
+            rows = table.filter(pa.array(days == day))
+            path = self.lake.path(*folder, Partition(int(day)).name, f"part-{self.part}.parquet")
+            old = self.lake.read_table(path)
+            known = pa.array([], pa.string()) if old is None else old.column("key")
+            fresh.append(rows.filter(pc.invert(pc.is_in(rows.column("key"), known))))
+            merged = rows if old is None else pa.concat_tables([old.cast(rows.schema), rows])
+            order = "updated" if "updated" in merged.column_names else "key"
+            merged = merged.sort_by([("key", "ascending"), (order, "ascending")])
+            merged = merged.filter(pa.array(~repeated_keys(merged, ("key",), keep="last")))
+            self.lake.write_table(path, merged)
+        return pa.concat_tables(fresh) if fresh else table.slice(0, 0)
+
+    def announce(self, fresh: pa.Table) -> None:
+        """New alerts (keys the lake did not hold) to stdout and the webhook: once each."""
+        first = {}
+        for row in fresh.to_pylist():
+            first.setdefault(row["key"], row)  # an alert opened and closed in one flush is announced once
+        if not first:
+            return
+        alerts = [public(r) for r in first.values()]
+        if self.config.echo:
+            for a in alerts:
+                print(f"[{a['level']}] {a['subject']}", flush=True)
+        if self.config.webhook:
+            self.post({"alerts": alerts})
+
+    def post(self, body: dict) -> None:
+        for attempt in range(3):
+            try:
+                response = self.session.post(self.config.webhook, data=json.dumps(body), timeout=10,
+                                             headers={"Content-Type": "application/json"})  # fmt: skip
+                if response.status_code < 300:
+                    return
+                reason = f"HTTP {response.status_code}"
+            except requests.RequestException as exc:
+                reason = type(exc).__name__
+            time.sleep(0.5 * 2**attempt)
+        self.counts["webhook_failures"] += 1
+        print(f"error: alert webhook {self.config.webhook}: {reason}; alerts kept in the lake", file=sys.stderr)
+
+    def write_state(self) -> None:
+        c = self.counts
+        mine = {**c, "last_ts": iso(c["last_ts"]), "this_run": self.this_run, "run_started": self.run_started,
+                "updated": time.time()}  # fmt: skip
+        self.lake.write_bytes(self.lake.path("_state", "stream", f"part-{self.part}.json"), json.dumps(mine).encode())
+        parts = []
+        for path in self.lake.files("_state", "stream", suffix=".json"):
+            raw = self.lake.read_bytes(path)
+            if raw:
+                parts.append(json.loads(raw))
+        total = {k: sum(p.get(k, 0) for p in parts) for k in (*COUNTS, "this_run")}
+        stamps = [p["last_ts"] for p in parts if p.get("last_ts")]
+        lags = [p["lag_seconds"] for p in parts if p.get("lag_seconds") is not None]
+        started = [p["run_started"] for p in parts if p.get("run_started")]
+        span = max(p["updated"] for p in parts) - min(started) if started else 0.0
+        total["rate_per_second"] = round(total["this_run"] / span, 1) if span > 0 else None
+        total.update(last_ts=max(stamps) if stamps else None, lag_seconds=max(lags) if lags else None,
+                     updated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), parts=len(parts),
+                     sources=list(self.config.sources))  # fmt: skip
+        self.lake.write_state(STATE_KIND, total)
+
+
+def alert_record(r: dict) -> dict:
+    return {**r, "start": EPOCH + dt.timedelta(microseconds=r["start"]),
+            "end": None if r["end"] is None else EPOCH + dt.timedelta(microseconds=r["end"]),
+            "updated": EPOCH + dt.timedelta(microseconds=r["updated"])}  # fmt: skip
+
+
+def public(r: dict) -> dict:
+    """An alert as stdout and the webhook tell it (the shape etl/notify.py posts)."""
+    start = r["start"].strftime("%Y-%m-%dT%H:%M:%SZ")
+    subject = f"{r['sensor']}: {r['level']} from {start}, score {r['peak_score']:.3f}"
+    detail = {k: (v.strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(v, dt.datetime) else v) for k, v in r.items()}
+    return {"key": r["key"], "kind": "stream", "level": r["level"], "subject": subject, "detail": detail}
+
+
+class LakeSink(FixedPartitionedSink):
+    def __init__(self, config: SinkConfig) -> None:
+        self.config = config
+
+    def list_parts(self) -> list[str]:
+        return [str(p) for p in range(self.config.parts)]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: dict | None) -> LakeSinkPartition:
+        return LakeSinkPartition(for_part, self.config, resume_state)

@@ -53,7 +53,7 @@ class Bounds:
 
 def bounds(sim: Simulation, limit: int | None, end: str | None, max_seconds: float | None) -> Bounds:
     cap = sim.settings.stream_max_seconds
-    return Bounds(limit, parse_time("end", end) if end else None, min(max_seconds or cap, cap))
+    return Bounds(limit, parse_time(sim, "end", end) if end else None, min(max_seconds or cap, cap))
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def ndjson(body: AsyncIterator[bytes], since: str) -> StreamingResponse:
 
 
 def since_of(sim: Simulation, since: str | None) -> int:
-    return parse_time("since", since) if since else sim.now_us()
+    return parse_time(sim, "since", since) if since else sim.now_us()
 
 
 @router.get("/v1/stream/robots", summary="Robot samples as a live NDJSON stream")
@@ -253,6 +253,6 @@ async def stream_replay(
 ) -> StreamingResponse:
     """Lines `{"ts", "sensor", <columns>}` in the file's order, paced by their times at `speed`."""
     replay = get_replay(request, name)
-    since_us = parse_time("since", since) if since else None
+    since_us = parse_time(sim, "since", since) if since else None
     body = replay_lines(replay, since_us, speed, bounds(sim, limit, end, max_seconds))
     return ndjson(body, since or "")

@@ -33,6 +33,8 @@ ERROR_TEXT = {
 }
 BULK = {"/v1/readings/doors": DOOR_READINGS, "/v1/readings/robots": ROBOT_READINGS, "/v1/events": EVENTS}
 OPEN = ("/health",)  # answers without an API key
+REPLAY = "/v1/stream/replay/{name}"
+REPLAY_404 = "No replay of that name (GET /v1/replays lists them)"
 
 
 def install(app: FastAPI, api_key: bool, names: dict[str, list[str]]) -> None:
@@ -92,6 +94,8 @@ def _correct(path: str, op: dict, api_key: bool) -> None:
             "headers": {"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"}}},
             "content": {"application/json": {"schema": ERROR_REF}},
         }
+    if path == REPLAY:
+        codes.add(404)
     if path == "/":
         codes.add(404)
         content = responses["200"].setdefault("content", {}).setdefault("application/json", {})
@@ -101,11 +105,13 @@ def _correct(path: str, op: dict, api_key: bool) -> None:
         op["security"] = [{"ApiKey": []}]
     for code in sorted(codes):
         entry = responses.setdefault(str(code), {})
-        entry["description"] = ERROR_TEXT[code]
+        entry["description"] = REPLAY_404 if (path, code) == (REPLAY, 404) else ERROR_TEXT[code]
         entry["content"] = {"application/json": {"schema": ERROR_REF}}
     for param in op.get("parameters", []):
-        if param["name"] in ("start", "end"):
-            param["schema"]["format"] = "date-time"
+        if param["name"] in ("start", "end", "since"):
+            for option in param["schema"].get("anyOf", [param["schema"]]):  # optional: anyOf [string, null]
+                if option.get("type") == "string":
+                    option["format"] = "date-time"
 
 
 def _bulk_content(schema: pa.Schema, declared: dict) -> dict:

@@ -135,15 +135,22 @@ async def feed_lines(sim: Simulation, feed: Feed, since_us: int, bounds: Bounds)
             return
 
 
+class NdjsonStream(StreamingResponse):
+    """A streamed NDJSON answer: as the route's response class, the OpenAPI document gives its
+    200 this media type, as the answer has (not FastAPI's default application/json)."""
+
+    media_type = NDJSON
+
+
 def ndjson(body: AsyncIterator[bytes], since: str) -> StreamingResponse:
-    return StreamingResponse(body, media_type=NDJSON, headers={"X-Stream-Since": since, "Cache-Control": "no-store"})
+    return NdjsonStream(body, media_type=NDJSON, headers={"X-Stream-Since": since, "Cache-Control": "no-store"})
 
 
 def since_of(sim: Simulation, since: str | None) -> int:
     return parse_time(sim, "since", since) if since else sim.now_us()
 
 
-@router.get("/v1/stream/robots", summary="Robot samples as a live NDJSON stream")
+@router.get(response_class=NdjsonStream, path="/v1/stream/robots", summary="Robot samples as a live NDJSON stream")
 async def stream_robots(
     sim: SimulationDep,
     since: SinceParam = None,
@@ -157,7 +164,7 @@ async def stream_robots(
     return ndjson(feed_lines(sim, feed, since_us, bounds(sim, limit, end, max_seconds)), iso(since_us))
 
 
-@router.get("/v1/stream/doors", summary="Hourly door counts as a live NDJSON stream")
+@router.get(response_class=NdjsonStream, path="/v1/stream/doors", summary="Hourly door counts as a live NDJSON stream")
 async def stream_doors(
     sim: SimulationDep,
     since: SinceParam = None,
@@ -240,7 +247,11 @@ async def replay_lines(replay: Replay, since_us: int | None, speed: float, bound
             return
 
 
-@router.get("/v1/stream/replay/{name}", summary="A recorded data set replayed as a live NDJSON stream")
+@router.get(
+    response_class=NdjsonStream,
+    path="/v1/stream/replay/{name}",
+    summary="A recorded data set replayed as a live NDJSON stream",
+)
 async def stream_replay(
     request: Request,
     sim: SimulationDep,

@@ -69,6 +69,11 @@ def build_parser(settings: EtlSettings) -> argparse.ArgumentParser:
     show = actions.add_parser("list", help="the registered stores and robots")
     show.add_argument("--lake", default=settings.lake)
     show.add_argument("--json", action="store_true", help="machine-readable output")
+    q = commands.add_parser("quality", help="score the detectors against ground truth: marts detector_scores/_slices")
+    q.add_argument("--lake", default=settings.lake)
+    q.add_argument("--api", default=settings.api_url, help="API whose /v1/events is the lake detectors' ground truth")
+    q.add_argument("--csv", type=Path, action="append", default=[],
+                   help="a labelled SKAB-format CSV (repeatable): score the online detectors on it")  # fmt: skip
     return parser
 
 
@@ -107,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "sites":
             return run_sites(args)
+        if args.command == "quality":
+            return run_quality(args, settings)
         from etl.importcsv import import_csv  # pandas: only this command needs it
 
         given = (("robot_id", args.robot_id), ("store", args.store), ("sensor_id", args.sensor_id))
@@ -136,6 +143,28 @@ def run_pull(args: argparse.Namespace, settings: EtlSettings) -> int:
             print(pull(client, lake, dataset(kind), settings, start, end, Progress()).line())
     finally:
         client.close()
+    return 0
+
+
+def run_quality(args: argparse.Namespace, settings: EtlSettings) -> int:
+    import datetime as dt
+
+    from etl.quality.run import quality
+    from etl.transform import TransformParams
+
+    missing = [str(p) for p in args.csv if not p.is_file()]
+    if missing:
+        return fail(2, f"--csv {', '.join(missing)}: no such file")
+    if not args.csv:
+        existing_lake(args.lake)
+    settings = EtlSettings(**{**settings.__dict__, "api_url": args.api, "lake": args.lake})
+    client = None if args.csv else ApiClient(settings, log=lambda line: print(line, file=sys.stderr))
+    try:
+        outcome = quality(Lake(args.lake), client, args.csv, TransformParams(), dt.datetime.now(dt.UTC))
+    finally:
+        if client:
+            client.close()
+    print(outcome.line())
     return 0
 
 

@@ -1,0 +1,151 @@
+"""`python -m etl quality`: score the detectors against ground truth and write marts/detector_scores.
+
+Two sources of truth: the simulator's /v1/events against the lake's SQL detectors, or a labelled
+data set (SKAB-format CSVs: `;`-separated, `datetime`, `anomaly`, `changepoint`) against the
+online detectors. Each run writes one file per source and day,
+`marts/detector_scores/date=YYYY-MM-DD/<source>.parquet` (a rerun that day replaces it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from etl.client import ApiClient
+from etl.lake import Lake
+from etl.quality import scoring, slices, truth
+from etl.transform import TransformParams
+
+TRAIN_ROWS = 400  # SKAB's rule: the first 400 rows of each file fit the detector and are not scored
+LABELS = ("datetime", "anomaly", "changepoint")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    source: str
+    scores: pd.DataFrame
+    slices: pd.DataFrame
+    files: tuple[str, ...]
+
+    def line(self) -> str:
+        parts = [
+            f"{r.detector}: F1 {r.f1:.3f} precision {r.precision:.3f} recall {r.recall:.3f} "
+            f"event recall {r.event_recall:.2f} NAB {r.nab_standard:.1f} ({r.points} points)"
+            for r in self.scores.itertuples()
+        ]
+        worse = int(self.slices["significant"].sum()) if len(self.slices) else 0
+        return (
+            f"quality ({self.source}): " + "; ".join(parts) + f"; {worse} significantly worse slices; "
+            f"wrote {', '.join(self.files)}"
+        )
+
+
+def lake_points(lake: Lake, client: ApiClient, params: TransformParams) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Points of every lake detector whose marts exist, and the data's version."""
+    frames, events = [], []
+    doors = truth.span(lake, "door_hourly_sensor", "ts")
+    if doors:
+        table = truth.fetch_events(client, "doors", doors[0], doors[1] + dt.timedelta(hours=1))
+        events.append(table)
+        frames.append(truth.door_points(lake, table, params))
+    robots = truth.span(lake, "robot_fits", "bucket")
+    if robots:
+        table = truth.fetch_events(client, "robots", robots[0], robots[1] + dt.timedelta(minutes=10))
+        events.append(table)
+        frames.append(truth.robot_points(lake, table))
+    if not frames:
+        raise ValueError(f"lake {lake.uri} has no door or robot marts to score: run `python -m etl transform` first")
+    versions = {name: truth.detector_version(name, params) for name in truth.DETECTOR_SQL}
+    return pd.concat(frames, ignore_index=True), {"data": truth.data_version(lake, events), **versions}
+
+
+def read_labelled(path: Path) -> pd.DataFrame:
+    """A SKAB-format CSV, checked: a clear error names what is missing."""
+    try:
+        frame = pd.read_csv(path, sep=";")
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from exc
+    missing = [c for c in LABELS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path} lacks the columns {missing} (a SKAB-format CSV, `;`-separated)")
+    if len(frame) <= TRAIN_ROWS:
+        raise ValueError(f"{path} has {len(frame)} rows, not more than the {TRAIN_ROWS} training rows")
+    frame["datetime"] = pd.to_datetime(frame["datetime"], utc=True)
+    return frame
+
+
+def csv_points(paths: list[Path], models: dict | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Points of the online detectors (and of registered baseline models) over labelled CSVs."""
+    from etl.detectors import halfspace, hotelling, robust_z
+    from etl.detectors.run import run
+
+    detectors = {"hotelling": hotelling, "robust_z": robust_z, "halfspace": halfspace}
+    frames, digest = [], hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+        frame = read_labelled(path)
+        features = [c for c in frame.columns if c not in LABELS]
+        rows = frame[features].to_numpy(dtype=float)
+        alarms = {name: run(module, module.Params(), rows)[1] for name, module in detectors.items()}
+        for name, model in (models or {}).items():
+            alarms[name] = model.alarms(frame[features])
+        test = frame.iloc[TRAIN_ROWS:]
+        step = float(np.median(np.diff(test["datetime"].to_numpy()).astype("timedelta64[ms]").astype(float))) / 1000
+        base = pd.DataFrame({
+            "series": path.name, "ts": test["datetime"].to_numpy(), "step_seconds": step or 1.0,
+            "label": test["anomaly"].to_numpy().astype(bool),
+            "changepoint": test["changepoint"].to_numpy().astype(bool),
+            "weekday": test["datetime"].dt.isocalendar().day.to_numpy().astype(int),
+            "hour": test["datetime"].dt.hour.to_numpy(),
+            **{f: test[f].to_numpy(dtype=float) for f in features},
+        })  # fmt: skip
+        frames += [base.assign(detector=name, alarm=a[TRAIN_ROWS:]) for name, a in alarms.items()]
+    versions = {name: f"{name}-defaults" for name in detectors} | {n: m.version for n, m in (models or {}).items()}
+    return pd.concat(frames, ignore_index=True), {"data": digest.hexdigest()[:12], **versions}
+
+
+def write(lake: Lake, table: str, source: str, frame: pd.DataFrame, now: dt.datetime) -> str:
+    path = lake.path("marts", table, f"date={now.date().isoformat()}", f"{source}.parquet")
+    lake.write_table(path, pa.Table.from_pandas(frame, preserve_index=False))
+    return path
+
+
+def evaluate(lake: Lake, points: pd.DataFrame, versions: dict[str, str], source: str, now: dt.datetime) -> Outcome:
+    """Score and slice the points, stamp them with the versions, and write both marts."""
+    stamp = {"run_at": pd.Timestamp(now), "source": source, "data_version": versions["data"]}
+    scores = scoring.score_all(points)
+    scores.insert(1, "detector_version", scores["detector"].map(versions))
+    found = slices.discover_all(points)
+    found.insert(1, "detector_version", found["detector"].map(versions))
+    scores, found = (f.assign(**stamp) for f in (scores, found))
+    files = (
+        write(lake, "detector_scores", source, scores, now),
+        write(lake, "detector_slices", source, found, now),
+    )
+    return Outcome(source, scores, found, files)
+
+
+def quality(
+    lake: Lake,
+    client: ApiClient | None,
+    csvs: list[Path],
+    params: TransformParams,
+    now: dt.datetime,
+    models: dict | None = None,
+) -> Outcome:
+    """The whole run: points from the lake and the API (no CSVs given) or from the CSVs."""
+    if csvs:
+        points, versions = csv_points(csvs, models)
+        source = "csv-" + versions["data"]
+    else:
+        if client is None:
+            raise ValueError("scoring the lake's detectors needs the API (--api) for /v1/events")
+        points, versions = lake_points(lake, client, params)
+        source = "lake"
+    return evaluate(lake, points, versions, source, now)

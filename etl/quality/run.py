@@ -19,7 +19,8 @@ import pyarrow as pa
 
 from etl.client import ApiClient
 from etl.lake import Lake
-from etl.quality import scoring, slices, truth
+from etl.quality import baseline, scoring, slices, truth
+from etl.quality.registry import Registry
 from etl.transform import TransformParams
 
 TRAIN_ROWS = 400  # SKAB's rule: the first 400 rows of each file fit the detector and are not scored
@@ -80,34 +81,66 @@ def read_labelled(path: Path) -> pd.DataFrame:
     return frame
 
 
+def file_points(name: str, frame: pd.DataFrame, alarms: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Points of the scored rows (after the training rows) of one labelled file, per detector."""
+    test = frame.iloc[TRAIN_ROWS:]
+    features = [c for c in frame.columns if c not in LABELS]
+    gaps = np.diff(test["datetime"].to_numpy()).astype("timedelta64[ms]").astype(float) / 1000
+    base = pd.DataFrame({
+        "series": name, "ts": test["datetime"].to_numpy(), "step_seconds": float(np.median(gaps)) or 1.0,
+        "label": test["anomaly"].to_numpy().astype(bool),
+        "changepoint": test["changepoint"].to_numpy().astype(bool),
+        "weekday": test["datetime"].dt.isocalendar().day.to_numpy().astype(int),
+        "hour": test["datetime"].dt.hour.to_numpy(),
+        **{f: test[f].to_numpy(dtype=float) for f in features},
+    })  # fmt: skip
+    return pd.concat([base.assign(detector=d, alarm=a[TRAIN_ROWS:]) for d, a in alarms.items()], ignore_index=True)
+
+
+def files_version(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def csv_points(paths: list[Path], models: dict | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
     """Points of the online detectors (and of registered baseline models) over labelled CSVs."""
     from etl.detectors import halfspace, hotelling, robust_z
     from etl.detectors.run import run
 
     detectors = {"hotelling": hotelling, "robust_z": robust_z, "halfspace": halfspace}
-    frames, digest = [], hashlib.sha256()
+    frames = []
     for path in paths:
-        digest.update(path.read_bytes())
         frame = read_labelled(path)
-        features = [c for c in frame.columns if c not in LABELS]
-        rows = frame[features].to_numpy(dtype=float)
+        rows = frame[[c for c in frame.columns if c not in LABELS]].to_numpy(dtype=float)
         alarms = {name: run(module, module.Params(), rows)[1] for name, module in detectors.items()}
         for name, model in (models or {}).items():
-            alarms[name] = model.alarms(frame[features])
-        test = frame.iloc[TRAIN_ROWS:]
-        step = float(np.median(np.diff(test["datetime"].to_numpy()).astype("timedelta64[ms]").astype(float))) / 1000
-        base = pd.DataFrame({
-            "series": path.name, "ts": test["datetime"].to_numpy(), "step_seconds": step or 1.0,
-            "label": test["anomaly"].to_numpy().astype(bool),
-            "changepoint": test["changepoint"].to_numpy().astype(bool),
-            "weekday": test["datetime"].dt.isocalendar().day.to_numpy().astype(int),
-            "hour": test["datetime"].dt.hour.to_numpy(),
-            **{f: test[f].to_numpy(dtype=float) for f in features},
-        })  # fmt: skip
-        frames += [base.assign(detector=name, alarm=a[TRAIN_ROWS:]) for name, a in alarms.items()]
+            alarms[name] = model.alarms(frame)
+        frames.append(file_points(path.name, frame, alarms))
     versions = {name: f"{name}-defaults" for name in detectors} | {n: m.version for n, m in (models or {}).items()}
-    return pd.concat(frames, ignore_index=True), {"data": digest.hexdigest()[:12], **versions}
+    return pd.concat(frames, ignore_index=True), {"data": files_version(paths), **versions}
+
+
+def train(lake: Lake, paths: list[Path], name: str, params: baseline.Params = baseline.Params()):
+    """Fit the baseline on labelled CSVs, score it time-ordered (each file by a model of the files
+    before it), and register it with those held-out metrics; returns the registered version."""
+    if len(paths) < 2:
+        raise ValueError("training the baseline needs at least 2 labelled files (one scores the other)")
+    frames = {path.name: read_labelled(path) for path in paths}
+    columns = tuple(c for c in next(iter(frames.values())).columns if c not in LABELS)
+    for file, frame in frames.items():
+        if tuple(c for c in frame.columns if c not in LABELS) != columns:
+            raise ValueError(f"{file} has other signal columns than {list(columns)}")
+    series = [
+        baseline.Labelled(file, f["datetime"].iloc[0], f[list(columns)].to_numpy(dtype=float), f["anomaly"].to_numpy())
+        for file, f in frames.items()
+    ]
+    held_out = baseline.forward_chain(series, columns, params, first=min(3, len(series) - 1))
+    points = pd.concat([file_points(file, frames[file], {name: a}) for file, a in held_out.items()])
+    metrics = {k: float(v) for k, v in scoring.score(points).items()} | {"held_out_files": float(len(held_out))}
+    model = baseline.fit(series, columns, params)
+    return Registry(lake.root).register(name, model, metrics, files_version(paths))
 
 
 def write(lake: Lake, table: str, source: str, frame: pd.DataFrame, now: dt.datetime) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 import unittest
 from pathlib import Path
@@ -15,7 +16,9 @@ from tests.test_etl_pull import run_cli
 
 
 def read(lake: Path, table: str) -> pd.DataFrame:
-    return pd.concat([pd.read_parquet(p) for p in sorted((lake / "marts" / table).rglob("*.parquet"))])
+    """Today's file: the DAG step's test writes another day's."""
+    files = sorted((lake / "marts" / table).rglob("*.parquet"))
+    return pd.concat([pd.read_parquet(p) for p in files if "date=2024-12-10" not in str(p)])
 
 
 class QualityOnLakeTest(unittest.TestCase):
@@ -65,11 +68,21 @@ class QualityOnLakeTest(unittest.TestCase):
         again = run_cli("quality", "--lake", str(self.lake), "--api", self.server.base)
         self.assertEqual(again.returncode, 0, again.stderr)
         files = list((self.lake / "marts" / "detector_scores").rglob("*.parquet"))
-        self.assertEqual(len(files), 1)
+        self.assertEqual(len([f for f in files if "date=2024-12-10" not in str(f)]), 1)  # one a day
         rerun = read(self.lake, "detector_scores")
         self.assertEqual(rerun["data_version"].tolist(), self.scores["data_version"].tolist())
         self.assertEqual(rerun["tp"].tolist(), self.scores["tp"].tolist())
         self.assertFalse(list(self.lake.rglob("*.tmp-*")))
+
+    def test_the_daily_dag_step_scores_the_lake(self) -> None:
+        from etl.quality.run import quality_step
+        from etl.settings import EtlSettings
+
+        settings = EtlSettings(api_url=self.server.base, lake=str(self.lake))
+        summary = quality_step(settings, now=dt.datetime(2024, 12, 10, 1, tzinfo=dt.UTC))
+        self.assertEqual(len(summary["files"]), 2)
+        self.assertIn("date=2024-12-10", summary["files"][0])
+        self.assertEqual(sorted(s["detector"] for s in summary["scores"]), sorted(self.scores.detector))
 
     def test_slices_are_written_beside(self) -> None:
         found = read(self.lake, "detector_slices")

@@ -182,3 +182,15 @@ def quality(
         points, versions = lake_points(lake, client, params)
         source = "lake"
     return evaluate(lake, points, versions, source, now)
+
+
+def quality_step(settings, now: dt.datetime | None = None) -> dict:
+    """The daily DAG's task: score the lake's detectors against the settings' API, as the CLI does."""
+    client = ApiClient(settings)
+    try:
+        outcome = quality(Lake(settings.lake), client, [], TransformParams(), now or dt.datetime.now(dt.UTC))
+    finally:
+        client.close()
+    print(outcome.line())
+    columns = ["detector", "f1", "recall", "precision", "points"]
+    return {"files": list(outcome.files), "scores": outcome.scores[columns].to_dict("records")}

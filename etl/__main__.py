@@ -1,4 +1,5 @@
-"""The ETL command line: `python -m etl pull | status | transform | snapshot | import-csv | sites` (each with --help).
+"""The ETL command line: `python -m etl pull | status | transform | snapshot | import-csv | sites | quality | models`
+(each with --help).
 
 Exit codes: 0 done; 1 the run failed (API unreachable after retries, lake locked);
 2 bad input (arguments, dates, a CSV that cannot be read). Failures print one line.

@@ -29,7 +29,7 @@ def scores(src: Listing) -> pd.DataFrame:
     if not files:
         return pd.DataFrame()
     sql = f"""
-        SELECT run_at, source, detector, detector_version, data_version, points, positives, tp, fp, tn, fn,
+        SELECT run_at, source, detector, detector_version, in_sample, data_version, points, positives, tp, fp, tn, fn,
                {", ".join(METRICS)}
         FROM {FILES} ORDER BY run_at, detector"""
     return query(src.version, sql, {"files": files})

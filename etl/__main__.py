@@ -175,7 +175,7 @@ def run_pull(args: argparse.Namespace, settings: EtlSettings) -> int:
 def run_quality(args: argparse.Namespace, settings: EtlSettings) -> int:
     import datetime as dt
 
-    from etl.quality.registry import Registry, parse_ref
+    from etl.quality.registry import Registry, RegistryError, parse_ref, store_errors
     from etl.quality.run import quality
     from etl.transform import TransformParams
 
@@ -187,9 +187,12 @@ def run_quality(args: argparse.Namespace, settings: EtlSettings) -> int:
     if not args.csv:
         existing_lake(args.lake)
     refs = [parse_ref(text) for text in args.model]
-    models = {
-        f"{name}@{m.version.split('@')[1]}": m for name, m in ((n, Registry(args.lake).load(n, v)) for n, v in refs)
-    }
+    try:
+        with store_errors(Path(args.lake) / "_mlflow"):
+            loaded = [Registry(args.lake).load(name, version) for name, version in refs]
+    except RegistryError as exc:
+        return fail(1, str(exc))
+    models = {model.version: model for model in loaded}  # NAME@VERSION: the detector's name in the marts
     settings = EtlSettings(**{**settings.__dict__, "api_url": args.api, "lake": args.lake})
     client = None if args.csv else ApiClient(settings, log=lambda line: print(line, file=sys.stderr))
     try:
@@ -202,6 +205,17 @@ def run_quality(args: argparse.Namespace, settings: EtlSettings) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
+    from etl.quality.registry import RegistryError, store_errors
+
+    registry_root = Path(args.lake) / "_mlflow"
+    try:
+        with store_errors(registry_root):
+            return models_action(args)
+    except RegistryError as exc:
+        return fail(1, str(exc))
+
+
+def models_action(args: argparse.Namespace) -> int:
     from etl.quality.registry import Registry, parse_ref
 
     registry = Registry(args.lake)

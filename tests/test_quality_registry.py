@@ -81,7 +81,12 @@ class RegistryTest(unittest.TestCase):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.addClassCleanup(cls.tmp.cleanup)
         root = Path(cls.tmp.name)
-        cls.files = [skab_file(root / f"{i}.csv", i, f"2020-03-09 1{i}:00:00") for i in range(4)]
+        for folder in ("valve1", "valve2"):
+            (root / folder).mkdir()
+        # two folders with the same file names, as SKAB's: each file must count as its own series
+        cls.files = [
+            skab_file(root / f"valve{1 + i // 2}" / f"{i % 2}.csv", i, f"2020-03-09 1{i}:00:00") for i in range(4)
+        ]
         cls.lake = root / "lake"
         cls.registry = Registry(str(cls.lake))
 
@@ -109,18 +114,29 @@ class RegistryTest(unittest.TestCase):
         listed = run_cli("models", "list", "--lake", str(self.lake), "--json")
         versions = {(v["name"], v["version"]): v for v in json.loads(listed.stdout)}
         held = versions["cli-model", 1]
-        self.assertEqual(held["metrics"]["held_out_files"], 1.0)  # files 3 scored by a model of 0-2
+        self.assertEqual(held["metrics"]["files"], 4.0)
+        self.assertEqual(held["metrics"]["held_out_files"], 1.0)  # the latest file scored by a model of the 3 before
         self.assertGreater(held["metrics"]["f1"], 0.8)
         self.assertEqual(len(held["data_version"]), 12)
         scored = run_cli("quality", "--lake", str(self.lake), "--csv", str(self.files[3]), "--model", "cli-model@1")
         self.assertEqual(scored.returncode, 0, scored.stderr)
         scores = pd.concat(pd.read_parquet(p) for p in (self.lake / "marts" / "detector_scores").rglob("*.parquet"))
         self.assertEqual(sorted(scores.detector), ["cli-model@1", "halfspace", "hotelling", "robust_z"])
-        self.assertEqual(scores.set_index("detector").loc["cli-model@1", "detector_version"], "cli-model@1")
+        model_row = scores.set_index("detector").loc["cli-model@1"]
+        self.assertEqual(model_row.detector_version, "cli-model@1")
+        self.assertFalse(scores.in_sample.any())  # one of its training files alone: another data version
+        again = run_cli("quality", "--lake", str(self.lake), *args, "--model", "cli-model@1")
+        self.assertIn("cli-model@1: F1", again.stdout)
+        self.assertIn("in-sample: trained on these files", again.stdout)
+        everything = pd.concat(pd.read_parquet(p) for p in (self.lake / "marts" / "detector_scores").rglob("*.parquet"))
+        flagged = everything[everything.in_sample]
+        self.assertEqual(flagged.detector.tolist(), ["cli-model@1"])
+        self.assertEqual(flagged.data_version.tolist(), [held["data_version"]])
         unknown = run_cli("models", "show", "nothing@1", "--lake", str(self.lake))
         self.assertEqual(unknown.returncode, 2)
         self.assertEqual(unknown.stderr.strip().splitlines()[-1][:26], "error: no model 'nothing' ")
         self.assertNotIn("Traceback", unknown.stderr)
+        self.assertEqual(len(unknown.stderr.strip().splitlines()), 1, unknown.stderr)  # MLflow's logs quiet
 
 
 if __name__ == "__main__":

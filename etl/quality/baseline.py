@@ -67,6 +67,7 @@ class Baseline:
     columns: tuple[str, ...]
     booster: object  # lightgbm.Booster
     version: str = field(default="unregistered")
+    data_version: str = ""  # what it was trained on (the registry's tag): scoring it there is in-sample
 
     def probability(self, values: np.ndarray) -> np.ndarray:
         raw = self.booster.predict(features(values, self.params))
@@ -87,12 +88,13 @@ class Baseline:
         (folder / PARAMS_FILE).write_text(json.dumps({"params": asdict(self.params), "columns": self.columns}))
 
     @classmethod
-    def load(cls, folder: Path, version: str = "unregistered") -> Baseline:
+    def load(cls, folder: Path, version: str = "unregistered", data_version: str = "") -> Baseline:
         import lightgbm as lgb
 
         spec = json.loads((folder / PARAMS_FILE).read_text())
         params = Params(**{**spec["params"], "windows": tuple(spec["params"]["windows"])})
-        return cls(params, tuple(spec["columns"]), lgb.Booster(model_file=str(folder / MODEL_FILE)), version)
+        booster = lgb.Booster(model_file=str(folder / MODEL_FILE))
+        return cls(params, tuple(spec["columns"]), booster, version, data_version)
 
 
 def fit(series: list[Labelled], columns: tuple[str, ...], params: Params = Params()) -> Baseline:

@@ -10,8 +10,11 @@ shows the same registry in MLflow's UI where the full package is installed.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,24 @@ from etl.quality.baseline import Baseline
 # MLflow reports usage to its makers unless told not to; this platform sends nothing out.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 EXPERIMENT = "detectors"
+# MLflow and Alembic log every schema step at INFO on stderr: a command prints one line, or one error
+for _name in ("mlflow", "alembic"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+class RegistryError(RuntimeError):
+    """The registry's store failed (MLflow's own error, in one line)."""
+
+
+@contextlib.contextmanager
+def store_errors(root: Path) -> Iterator[None]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RegistryError(f"model registry {root}: {message}") from exc
 
 
 @dataclass(frozen=True)
@@ -109,7 +130,7 @@ class Registry:
         found = self.show(name, version)
         with tempfile.TemporaryDirectory(prefix="model-") as target:
             folder = Path(self.client.download_artifacts(found.run_id, "model", target))
-            return Baseline.load(folder, version=f"{name}@{found.version}")  # read whole: the folder may go
+            return Baseline.load(folder, f"{name}@{found.version}", found.data_version)  # read whole: the folder may go
 
     def _version(self, v) -> Version:
         run = self.client.get_run(v.run_id)

@@ -37,7 +37,8 @@ class Outcome:
     def line(self) -> str:
         parts = [
             f"{r.detector}: F1 {r.f1:.3f} precision {r.precision:.3f} recall {r.recall:.3f} "
-            f"event recall {r.event_recall:.2f} NAB {r.nab_standard:.1f} ({r.points} points)"
+            f"event recall {r.event_recall:.2f} NAB {r.nab_standard:.1f} ({r.points} points"
+            + (", in-sample: trained on these files)" if r.in_sample else ")")
             for r in self.scores.itertuples()
         ]
         worse = int(self.slices["significant"].sum()) if len(self.slices) else 0
@@ -117,7 +118,7 @@ def csv_points(paths: list[Path], models: dict | None = None) -> tuple[pd.DataFr
         alarms = {name: run(module, module.Params(), rows)[1] for name, module in detectors.items()}
         for name, model in (models or {}).items():
             alarms[name] = model.alarms(frame)
-        frames.append(file_points(path.name, frame, alarms))
+        frames.append(file_points(str(path), frame, alarms))  # the path: SKAB's folders repeat file names
     versions = {name: f"{name}-defaults" for name in detectors} | {n: m.version for n, m in (models or {}).items()}
     return pd.concat(frames, ignore_index=True), {"data": files_version(paths), **versions}
 
@@ -127,7 +128,9 @@ def train(lake: Lake, paths: list[Path], name: str, params: baseline.Params = ba
     before it), and register it with those held-out metrics; returns the registered version."""
     if len(paths) < 2:
         raise ValueError("training the baseline needs at least 2 labelled files (one scores the other)")
-    frames = {path.name: read_labelled(path) for path in paths}
+    if len(set(paths)) < len(paths):
+        raise ValueError("a labelled file is given twice")
+    frames = {str(path): read_labelled(path) for path in paths}  # the path: SKAB's folders repeat file names
     columns = tuple(c for c in next(iter(frames.values())).columns if c not in LABELS)
     for file, frame in frames.items():
         if tuple(c for c in frame.columns if c not in LABELS) != columns:
@@ -138,7 +141,10 @@ def train(lake: Lake, paths: list[Path], name: str, params: baseline.Params = ba
     ]
     held_out = baseline.forward_chain(series, columns, params, first=min(3, len(series) - 1))
     points = pd.concat([file_points(file, frames[file], {name: a}) for file, a in held_out.items()])
-    metrics = {k: float(v) for k, v in scoring.score(points).items()} | {"held_out_files": float(len(held_out))}
+    metrics = {k: float(v) for k, v in scoring.score(points).items()} | {
+        "held_out_files": float(len(held_out)),
+        "files": float(len(series)),
+    }
     model = baseline.fit(series, columns, params)
     return Registry(lake.root).register(name, model, metrics, files_version(paths))
 
@@ -149,11 +155,20 @@ def write(lake: Lake, table: str, source: str, frame: pd.DataFrame, now: dt.date
     return path
 
 
-def evaluate(lake: Lake, points: pd.DataFrame, versions: dict[str, str], source: str, now: dt.datetime) -> Outcome:
-    """Score and slice the points, stamp them with the versions, and write both marts."""
+def evaluate(
+    lake: Lake,
+    points: pd.DataFrame,
+    versions: dict[str, str],
+    source: str,
+    now: dt.datetime,
+    in_sample: frozenset[str] = frozenset(),
+) -> Outcome:
+    """Score and slice the points, stamp them with the versions, and write both marts.
+    `in_sample`: the detectors trained on this very data (their scores are optimistic)."""
     stamp = {"run_at": pd.Timestamp(now), "source": source, "data_version": versions["data"]}
     scores = scoring.score_all(points)
     scores.insert(1, "detector_version", scores["detector"].map(versions))
+    scores.insert(2, "in_sample", scores["detector"].isin(in_sample))
     found = slices.discover_all(points)
     found.insert(1, "detector_version", found["detector"].map(versions))
     scores, found = (f.assign(**stamp) for f in (scores, found))
@@ -176,12 +191,13 @@ def quality(
     if csvs:
         points, versions = csv_points(csvs, models)
         source = "csv-" + versions["data"]
+        in_sample = frozenset(name for name, m in (models or {}).items() if m.data_version == versions["data"])
     else:
         if client is None:
             raise ValueError("scoring the lake's detectors needs the API (--api) for /v1/events")
         points, versions = lake_points(lake, client, params)
-        source = "lake"
-    return evaluate(lake, points, versions, source, now)
+        source, in_sample = "lake", frozenset()
+    return evaluate(lake, points, versions, source, now, in_sample)
 
 
 def quality_step(settings, now: dt.datetime | None = None) -> dict:

@@ -9,6 +9,9 @@ warm-up, which fits it and calibrates its threshold; the rest are scored. Counts
 all test rows of all files (F1, FAR, MAR); the NAB score takes the edges of the alarm series as
 detected changepoints and a 60 s window to the right of each labelled changepoint.
 
+The supervised LightGBM baseline (etl/quality/baseline.py) is scored time-ordered: each file by a
+model trained on the files recorded before it, beside the recipe on the same files.
+
 Cross-checks of the recipe's hyperparameters (a small grid, the chosen recipe is one of its
 points): per folder, leave-one-file-out (pick the grid point best on the other files, score the
 left-out file with it, pool), and folder-vs-folder (pick on one folder, score on the others).

@@ -196,7 +196,8 @@ def run_quality(args: argparse.Namespace, settings: EtlSettings) -> int:
     settings = EtlSettings(**{**settings.__dict__, "api_url": args.api, "lake": args.lake})
     client = None if args.csv else ApiClient(settings, log=lambda line: print(line, file=sys.stderr))
     try:
-        outcome = quality(Lake(args.lake), client, args.csv, TransformParams(), dt.datetime.now(dt.UTC), models)
+        now = dt.datetime.now(dt.UTC)
+        outcome = quality(Lake(args.lake), client, args.csv, TransformParams(), now, models, settings.lock_timeout)
     finally:
         if client:
             client.close()

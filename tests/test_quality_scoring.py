@@ -16,9 +16,9 @@ from tests.test_etl_pull import run_cli
 
 
 def read(lake: Path, table: str) -> pd.DataFrame:
-    """Today's file: the DAG step's test writes another day's."""
+    """Today's file: the DAG step's and the merge's tests write other days' (2024-12-10 and -11)."""
     files = sorted((lake / "marts" / table).rglob("*.parquet"))
-    return pd.concat([pd.read_parquet(p) for p in files if "date=2024-12-10" not in str(p)])
+    return pd.concat([pd.read_parquet(p) for p in files if "date=2024-12-1" not in str(p)])
 
 
 class QualityOnLakeTest(unittest.TestCase):
@@ -68,11 +68,27 @@ class QualityOnLakeTest(unittest.TestCase):
         again = run_cli("quality", "--lake", str(self.lake), "--api", self.server.base)
         self.assertEqual(again.returncode, 0, again.stderr)
         files = list((self.lake / "marts" / "detector_scores").rglob("*.parquet"))
-        self.assertEqual(len([f for f in files if "date=2024-12-10" not in str(f)]), 1)  # one a day
+        self.assertEqual(len([f for f in files if "date=2024-12-1" not in str(f)]), 1)  # one a day
         rerun = read(self.lake, "detector_scores")
         self.assertEqual(rerun["data_version"].tolist(), self.scores["data_version"].tolist())
         self.assertEqual(rerun["tp"].tolist(), self.scores["tp"].tolist())
         self.assertFalse(list(self.lake.rglob("*.tmp-*")))
+
+    def test_another_sources_rows_of_the_day_are_kept(self) -> None:
+        from etl.lake import Lake
+        from etl.quality.run import evaluate
+        from tests.test_quality_slices import door_hours
+
+        day = dt.datetime(2024, 12, 11, 2, tzinfo=dt.UTC)
+        lake = Lake(str(self.lake))
+        evaluate(lake, door_hours(seed=4), {"data": "d", "planted": "v"}, "csv-aaaa", day)
+        evaluate(lake, door_hours(seed=5), {"data": "d", "planted": "v"}, "csv-bbbb", day)
+        again = evaluate(lake, door_hours(seed=6), {"data": "d", "planted": "v"}, "csv-aaaa", day)
+        day_file = pd.read_parquet(again.files[0])
+        self.assertEqual(sorted(day_file.source), ["csv-aaaa", "csv-bbbb"])  # one row each, the rerun replaced
+        self.assertEqual(day_file.set_index("source").loc["csv-aaaa", "tp"], again.scores.tp.iloc[0])
+        slices_file = pd.read_parquet(again.files[1])
+        self.assertEqual(set(slices_file.source), {"csv-aaaa", "csv-bbbb"})
 
     def test_the_daily_dag_step_scores_the_lake(self) -> None:
         from etl.quality.run import quality_step

@@ -2,8 +2,9 @@
 
 Two sources of truth: the simulator's /v1/events against the lake's SQL detectors, or a labelled
 data set (SKAB-format CSVs: `;`-separated, `datetime`, `anomaly`, `changepoint`) against the
-online detectors. Each run writes one file per source and day,
-`marts/detector_scores/date=YYYY-MM-DD/<source>.parquet` (a rerun that day replaces it).
+online detectors. Each run merges its rows into the day's file,
+`marts/detector_scores/date=YYYY-MM-DD/data.parquet`, replacing its source's earlier rows of that
+day (a rerun replaces, another source's rows stay).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from etl.client import ApiClient
 from etl.lake import Lake
@@ -150,8 +152,15 @@ def train(lake: Lake, paths: list[Path], name: str, params: baseline.Params = ba
 
 
 def write(lake: Lake, table: str, source: str, frame: pd.DataFrame, now: dt.datetime) -> str:
-    path = lake.path("marts", table, f"date={now.date().isoformat()}", f"{source}.parquet")
-    lake.write_table(path, pa.Table.from_pandas(frame, preserve_index=False))
+    """Merge a run's rows into the day's file of the mart, replacing that source's earlier rows of the day.
+    Call it holding the lake's `marts` lock: another source's run may be merging into the same file."""
+    path = lake.mart_file(table, f"date={now.date().isoformat()}")
+    rows = pa.Table.from_pandas(frame, preserve_index=False)
+    earlier = lake.read_table(path)
+    if earlier is not None:
+        kept = earlier.filter(pc.not_equal(earlier["source"], source))
+        rows = pa.concat_tables([kept, rows], promote_options="permissive")  # columns may grow between versions
+    lake.write_table(path, rows)
     return path
 
 
@@ -162,6 +171,7 @@ def evaluate(
     source: str,
     now: dt.datetime,
     in_sample: frozenset[str] = frozenset(),
+    lock_timeout: float = 600.0,
 ) -> Outcome:
     """Score and slice the points, stamp them with the versions, and write both marts.
     `in_sample`: the detectors trained on this very data (their scores are optimistic)."""
@@ -172,10 +182,12 @@ def evaluate(
     found = slices.discover_all(points)
     found.insert(1, "detector_version", found["detector"].map(versions))
     scores, found = (f.assign(**stamp) for f in (scores, found))
-    files = (
-        write(lake, "detector_scores", source, scores, now),
-        write(lake, "detector_slices", source, found, now),
-    )
+    # the marts' lock: a transform beside this run removes unowned temporary files under marts/
+    with lake.lock(lock_timeout, "marts"):
+        files = (
+            write(lake, "detector_scores", source, scores, now),
+            write(lake, "detector_slices", source, found, now),
+        )
     return Outcome(source, scores, found, files)
 
 
@@ -186,6 +198,7 @@ def quality(
     params: TransformParams,
     now: dt.datetime,
     models: dict | None = None,
+    lock_timeout: float = 600.0,
 ) -> Outcome:
     """The whole run: points from the lake and the API (no CSVs given) or from the CSVs."""
     if csvs:
@@ -197,14 +210,15 @@ def quality(
             raise ValueError("scoring the lake's detectors needs the API (--api) for /v1/events")
         points, versions = lake_points(lake, client, params)
         source, in_sample = "lake", frozenset()
-    return evaluate(lake, points, versions, source, now, in_sample)
+    return evaluate(lake, points, versions, source, now, in_sample, lock_timeout)
 
 
 def quality_step(settings, now: dt.datetime | None = None) -> dict:
     """The daily DAG's task: score the lake's detectors against the settings' API, as the CLI does."""
     client = ApiClient(settings)
     try:
-        outcome = quality(Lake(settings.lake), client, [], TransformParams(), now or dt.datetime.now(dt.UTC))
+        now = now or dt.datetime.now(dt.UTC)
+        outcome = quality(Lake(settings.lake), client, [], TransformParams(), now, lock_timeout=settings.lock_timeout)
     finally:
         client.close()
     print(outcome.line())

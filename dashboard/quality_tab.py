@@ -54,7 +54,7 @@ def history_chart(history: pd.DataFrame, metric: str) -> alt.Chart:
         alt.Chart(history)
         .mark_line(point=True)
         .encode(
-            alt.X("run_at:T", title="run"),
+            alt.X("run_at:T", title="run", axis=alt.Axis(format="%Y-%m-%d %H:%M")),  # one run: no ".766" ticks
             alt.Y(f"{metric}:Q", title=METRICS[metric]),
             alt.Color("detector:N", title=None),
             tooltip=["detector:N", "run_at:T", f"{metric}:Q", "detector_version:N", "data_version:N"],

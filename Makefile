@@ -31,7 +31,7 @@ define start
 	fi
 endef
 
-.PHONY: venv up down test lint format bench clean browser
+.PHONY: venv up down test lint format bench clean system-deps
 
 # Re-install only when a requirements file changed.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -87,22 +87,27 @@ format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The dashboard's browser tests drive Debian's chromium: installed here where we can (root and apt);
-# otherwise make test stops and says how. SKIP_BROWSER=1 skips them on purpose, never under CI.
-browser:
-	@if [ "$${SKIP_BROWSER:-}" = 1 ] && [ -z "$${CI:-}" ]; then \
+# What the suite needs from Debian: chromium for the dashboard's browser tests, PostgreSQL for the
+# operational database's tests (they start their own server on 127.0.0.1). Installed here where we
+# can (root and apt); otherwise make test stops and says how. SKIP_BROWSER=1 skips the browser tests
+# on purpose, never under CI.
+system-deps:
+	@missing=""; \
+	if [ "$${SKIP_BROWSER:-}" = 1 ] && [ -z "$${CI:-}" ]; then \
 		echo "SKIP_BROWSER=1: the dashboard's browser tests will be skipped"; \
-	elif [ ! -x /usr/bin/chromium ]; then \
+	elif [ ! -x /usr/bin/chromium ]; then missing="chromium"; fi; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "Installing Debian's chromium for the browser tests ..."; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+			echo "Installing Debian's$$missing for the tests ..."; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 		else \
-			echo "error: the browser tests need Debian's chromium: run 'sudo apt-get install chromium' (or SKIP_BROWSER=1 make test to skip them)"; \
+			echo "error: the tests need Debian's$$missing: run 'sudo apt-get install$$missing' (SKIP_BROWSER=1 skips the browser tests)"; \
 			exit 1; \
 		fi; \
 	fi
 
-test: venv lint browser
+test: venv lint system-deps
 	$(BIN)/python -m pytest
 
 bench: venv

@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 from api import openapi
 from api.auth import ApiKeyGate
 from api.deps import ApiError, Simulation, shown
+from api.docs import DocsPolicy
 from api.routes import events, fleet, legacy, readings
 from api.settings import Settings
 
@@ -20,7 +21,8 @@ DESCRIPTION = """
 "The client's data API", simulated: seeded, reproducible readings of people counters
 on store doors and of 8-axis industrial robots, with the ground truth of every
 failure, anomaly and drift it injected. A reading is a pure function of
-(fleet seed, sensor, time). Errors are 4xx with a `detail` message naming the parameter.
+(fleet seed, sensor, time). Errors are 4xx (503 when too many answers stream at once) with a
+`detail` message naming the parameter.
 """
 
 
@@ -40,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(DocsPolicy)
     if settings.api_key:
         app.add_middleware(ApiKeyGate, key=settings.api_key)
     sim = app.state.simulation

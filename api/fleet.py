@@ -13,6 +13,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_FLEET_FILE = Path(__file__).with_name("fleet.toml")
+FLEETS_DIR = Path(__file__).with_name("fleets")  # presets, e.g. original.toml: the original's scale
+NOISES = ("normal", "negbin")
 
 
 class FleetError(ValueError):
@@ -21,10 +23,18 @@ class FleetError(ValueError):
 
 @dataclass(frozen=True)
 class Store:
+    """A store; its traffic and hours are its own keys in the fleet file, or [doors]' defaults."""
+
     name: str
     timezone: str
     opened: dt.date
     doors: int
+    open_hour: int
+    close_hour: int
+    closed_weekdays: tuple[int, ...]
+    visits_per_hour: float  # all doors together, an average open hour at opening
+    dispersion: float  # negbin: var = mu + dispersion mu^2 of a door's hour
+    day_dispersion: float  # negbin: variance of a factor shared by the store's hours of a day
 
     @property
     def opened_at(self) -> dt.datetime:
@@ -38,8 +48,12 @@ class DoorModel:
     open_hour: int
     close_hour: int
     closed_weekdays: tuple[int, ...]
-    visits_per_year_open: float
+    visits_per_door_hour: float  # a door's average open hour at opening, for stores without visits_per_hour
+    growth_per_year: float  # traffic x (1 + growth_per_year x years open); the original: 1 (k = years open)
+    noise: str  # "normal": the original's rint(expected x (1 + noise_cv N(0, 1))); "negbin": gamma-Poisson counts
     noise_cv: float
+    dispersion: float
+    day_dispersion: float
     underused_share: float
     underused_rate: float
     weekday_profile: tuple[float, ...]
@@ -49,6 +63,13 @@ class DoorModel:
     surge_day_rate: float
     surge_factor: tuple[float, float]
     surge_hours: tuple[int, int]
+    burst_day_rate: float  # share of a door's open days with a burst
+    burst_factor: tuple[float, float]
+    burst_hours: tuple[int, int]
+    dip_day_rate: float  # share of a door's open days with a dip (the entrance closed, a queue)
+    dip_factor: tuple[float, float]
+    dip_hours: tuple[int, int]
+    day_off_rate: float  # share of a store's open days it stays closed (a holiday, a strike)
     expansion_every_years: tuple[float, float]
     expansion_gain: tuple[float, float]
     expansion_ramp_days: float
@@ -137,8 +158,12 @@ def _build(raw: dict) -> Fleet:
         open_hour=int(d["open_hour"]),
         close_hour=int(d["close_hour"]),
         closed_weekdays=tuple(int(x) for x in d["closed_weekdays"]),
-        visits_per_year_open=float(d["visits_per_year_open"]),
-        noise_cv=float(d["noise_cv"]),
+        visits_per_door_hour=float(d["visits_per_door_hour"]),
+        growth_per_year=float(d["growth_per_year"]),
+        noise=str(d.get("noise", "normal")),
+        noise_cv=float(d.get("noise_cv", 0.0)),
+        dispersion=float(d.get("dispersion", 0.0)),
+        day_dispersion=float(d.get("day_dispersion", 0.0)),
         underused_share=float(d["underused_share"]),
         underused_rate=float(d["underused_rate"]),
         weekday_profile=tuple(float(x) for x in d["weekday_profile"]),
@@ -148,6 +173,13 @@ def _build(raw: dict) -> Fleet:
         surge_day_rate=float(d["surge_day_rate"]),
         surge_factor=_pair(d["surge_factor"]),
         surge_hours=_pair(d["surge_hours"]),
+        burst_day_rate=float(d.get("burst_day_rate", 0.0)),
+        burst_factor=_pair(d.get("burst_factor", [1.3, 4.0])),
+        burst_hours=_pair(d.get("burst_hours", [1, 4])),
+        dip_day_rate=float(d.get("dip_day_rate", 0.0)),
+        dip_factor=_pair(d.get("dip_factor", [0.0, 0.3])),
+        dip_hours=_pair(d.get("dip_hours", [1, 4])),
+        day_off_rate=float(d.get("day_off_rate", 0.0)),
         expansion_every_years=_pair(d["expansion_every_years"]),
         expansion_gain=_pair(d["expansion_gain"]),
         expansion_ramp_days=float(d["expansion_ramp_days"]),
@@ -162,6 +194,12 @@ def _build(raw: dict) -> Fleet:
             timezone=str(s["timezone"]),
             opened=s["opened"],
             doors=int(s["doors"]),
+            open_hour=int(s.get("open_hour", doors.open_hour)),
+            close_hour=int(s.get("close_hour", doors.close_hour)),
+            closed_weekdays=tuple(int(x) for x in s.get("closed_weekdays", doors.closed_weekdays)),
+            visits_per_hour=float(s.get("visits_per_hour", doors.visits_per_door_hour * int(s["doors"]))),
+            dispersion=float(s.get("dispersion", doors.dispersion)),
+            day_dispersion=float(s.get("day_dispersion", doors.day_dispersion)),
         )
         for s in raw["stores"]
     )
@@ -199,6 +237,12 @@ def _check(fleet: Fleet, path: Path) -> None:
             ZoneInfo(s.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             problems.append(f"store {s.name}: unknown timezone {s.timezone!r}")
+        if not 0 <= s.open_hour < s.close_hour <= 24:
+            problems.append(f"store {s.name}: need 0 <= open_hour < close_hour <= 24")
+        if not set(s.closed_weekdays) <= set(range(7)) or len(set(s.closed_weekdays)) == 7:
+            problems.append(f"store {s.name}: closed_weekdays are 0 (Monday) .. 6, and not all of them")
+        if s.visits_per_hour < 0 or s.dispersion < 0 or s.day_dispersion < 0:
+            problems.append(f"store {s.name}: visits_per_hour, dispersion and day_dispersion must be >= 0")
     d = fleet.doors
     if not 0 <= d.open_hour < d.close_hour <= 24:
         problems.append("doors: need 0 <= open_hour < close_hour <= 24")
@@ -206,6 +250,11 @@ def _check(fleet: Fleet, path: Path) -> None:
         problems.append("doors.hour_profile needs one value per open hour")
     if len(d.weekday_profile) != 7 - len(d.closed_weekdays):
         problems.append("doors.weekday_profile needs one value per open weekday")
+    if d.noise not in NOISES:
+        problems.append(f"doors.noise must be one of {', '.join(NOISES)}, got {d.noise!r}")
+    for name in ("burst_day_rate", "dip_day_rate", "day_off_rate", "anomaly_rate", "surge_day_rate"):
+        if not 0 <= getattr(d, name) <= 1:
+            problems.append(f"doors.{name} must be a share between 0 and 1")
     r = fleet.robots
     if not 0 < r.active_samples < r.cycle_samples:
         problems.append("robots: need 0 < active_samples < cycle_samples")

@@ -28,7 +28,7 @@ def watch(root: Path, snapshot: bool, seen: str, seconds: float) -> None:
         version = source.version(root)
         if version != seen:
             st.rerun(scope="app")
-        st.sidebar.caption(f"Data version {version}, checked {dt.datetime.now():%H:%M:%S}.")
+        st.sidebar.caption(f"Checked for new data at {dt.datetime.now():%H:%M:%S} (every {seconds:g} s).")
 
     check()
 
@@ -68,7 +68,7 @@ def main() -> None:
             health_tab(src, door)
     if pipeline.open:
         with pipeline:
-            pipeline_tab(src, dt.datetime.now(dt.UTC))
+            pipeline_tab(src, dt.datetime.now(dt.UTC), settings)
 
 
 main()

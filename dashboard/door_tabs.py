@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import streamlit as st
 
-from dashboard import charts, queries
+from dashboard import charts, labels, queries, source
 from dashboard.queries import DoorFilters
 from dashboard.source import Listing
 
 FAILURE_RATE_WARNING = 0.05  # TransformParams.health_failure_rate: the marts' replacement threshold
+MIN_TREND_DAYS = 28  # four of each weekday: fewer days give a slope of noise (-300 % from 5 days)
+TABLE_NAMES = {
+    "door_hourly_sensor": "Visits per door and hour",
+    "door_hourly_store": "Visits per store and hour",
+    "door_daily_sensor": "Visits per door and day",
+    "door_daily_store": "Visits per store and day",
+}
 NO_DOOR_DATA = "No door data yet: pull and transform a lake (`python -m etl pull`, `python -m etl transform`)."
 
 
@@ -27,31 +36,58 @@ def usable(f: DoorFilters | None) -> bool:
     return True
 
 
+def store_order(src: Listing) -> list[str]:
+    return source.fleet_stores(src, list(queries.door_overview(src).store))
+
+
 def traffic_tab(src: Listing, f: DoorFilters | None) -> None:
     st.header("Traffic")
     if not usable(f):
         return
-    lines = queries.traffic(src, f)
+    flagged = queries.anomalies(src, f)
+    lines = queries.traffic(src, f, list(flagged.series.unique()))
+    if f.resolution == "day" and (lines.empty or lines.visits.isna().all()):
+        # Daily lines leave partial days out: a lake of a few hours has none. Its hours still show.
+        st.info("No whole day in this range yet (a lake's first and last days are partial): showing its hours.")
+        f = dataclasses.replace(f, resolution="hour")
+        flagged = queries.anomalies(src, f)
+        lines = queries.traffic(src, f, list(flagged.series.unique()))
     if lines.empty or lines.visits.isna().all():
         st.info(f"No visits for these filters between {f.first} and {f.last}.")
         return
-    flagged = queries.anomalies(src, f)
     bucket = f.bucket_hours()
     unit = 24 if f.resolution == "day" else 1
     if bucket > unit:
         st.caption(f"Each point sums {bucket // unit} {'days' if unit == 24 else 'hours'} (at most "
                    f"{queries.MAX_POINTS:,} points a line).")  # fmt: skip
-    shown = flagged[flagged.series.isin(set(lines.series))]
-    st.altair_chart(charts.traffic(lines, shown, points=bucket == unit), width="stretch")
-    series = lines.series.nunique()
-    if series >= queries.MAX_SERIES:
-        st.caption(f"The {queries.MAX_SERIES} busiest series; pick a door or fewer stores to see others.")
-    st.caption("Solid: visits. Dashed: the mean of the same weekday (and hour) over the previous 4 weeks.")
-    st.subheader(f"Anomalies ({len(flagged)})")
-    if flagged.empty:
+    # A mark sits on its line's point: flags on points the chart leaves out (partial days) are counted apart.
+    marks = flagged.merge(lines[["series", "period", "visits", "baseline"]], on=["series", "period"])
+    marks = marks[marks.visits.notna()]  # Vega draws no mark without a y: neither is it counted
+    st.altair_chart(charts.traffic(lines, marks, store_order(src)), width="stretch")
+    busiest = lines.series.nunique() - len(set(flagged.series) - set(lines.series))
+    if busiest >= queries.MAX_SERIES:
+        st.caption(f"The {queries.MAX_SERIES} busiest series and every series with an anomaly; pick a door or "
+                   "fewer stores to see others.")  # fmt: skip
+    st.caption(
+        "Solid: visits. Dashed: the usual, the mean of the same weekday (and hour) over the previous 4 weeks. "
+        + ("Daily lines leave out partial days (a lake's first and last day, still filling). " if unit == 24 else "")
+        + "Hollow circle: warning; filled diamond: critical."
+    )
+    failed = int((lines.failed.fillna(0) > 0).sum())
+    if failed:
+        st.caption(f"{failed:,} points include failed door-hours, counted as 0 visits (hover a point for how many; "
+                   "Sensor health names the doors).")  # fmt: skip
+    st.subheader(f"Anomalies ({len(marks)})")
+    if len(flagged) > len(marks):
+        st.caption(f"{len(flagged) - len(marks)} more flagged on partial days, which the daily chart leaves out: "
+                   "switch to hourly to see them.")  # fmt: skip
+    if marks.empty:
         st.write("No anomaly flagged for these filters.")
-    else:
-        st.dataframe(flagged, hide_index=True, width="stretch")
+        return
+    if not marks.own.all():
+        st.caption("Where this level has no flag of its own, a point shows the flagged door-hours inside it.")
+    cols = ["period", "series", "level", "what", "visits", "baseline"]
+    labels.table(marks[cols].sort_values("period", ascending=False), {"period": "date" if unit == 24 else "time"})
 
 
 def trends_tab(src: Listing, f: DoorFilters | None) -> None:
@@ -60,17 +96,49 @@ def trends_tab(src: Listing, f: DoorFilters | None) -> None:
         return
     trends = queries.trends(src, f)
     if trends.empty:
-        st.info(f"No daily store totals between {f.first} and {f.last}.")
+        st.info(f"No daily door rows between {f.first} and {f.last}.")
         return
+    stores = store_order(src)
+    st.caption(f"The range: {f.first:%a %d %b %Y} to {f.last:%a %d %b %Y} ({(f.last - f.first).days + 1} days). "
+               "A store's day is estimated from its doors that counted the whole day, so a failed door does not "
+               "hide the store.")  # fmt: skip
     st.subheader("Deviation from the weekday-matched mean (daily, per store)")
     if trends.perc_diff.isna().all():
-        st.info("No whole day with four weeks of history in this range yet: the deviation needs them.")
+        st.info("No whole day with three weeks of history in this range yet: the deviation needs them.")
     else:
-        st.altair_chart(charts.deviation(trends.dropna(subset=["perc_diff"])), width="stretch")
+        st.altair_chart(charts.deviation(trends.dropna(subset=["perc_diff"]), stores), width="stretch")
     st.subheader("Long-term trend")
-    st.altair_chart(charts.long_trend(trends.dropna(subset=["trend_28d"])), width="stretch")
-    st.dataframe(queries.trend_slopes(src, f), hide_index=True, width="stretch")
-    st.caption("Trend: least-squares slope of whole days' visits over the range, in % of their mean per 30 days.")
+    if trends.trend_28d.isna().all():
+        st.info("The 28-day mean needs 28 days of data before a day: none in this range yet.")
+    else:
+        st.altair_chart(charts.long_trend(trends.dropna(subset=["trend_28d"]), stores), width="stretch")
+    slopes_section(src, f)
+
+
+def slopes_section(src: Listing, f: DoorFilters) -> None:
+    slopes = queries.trend_slopes(src, f)
+    enough = slopes[slopes.span >= MIN_TREND_DAYS]
+    short = slopes[slopes.span < MIN_TREND_DAYS]
+    if len(enough):
+        # st.table: five short rows, read as a sentence each (and in the page's text, not a canvas).
+        st.table(pd.DataFrame({
+            "Store": enough.store,
+            "Trend per 30 days (± 2 std errors)": [f"{p:+.1f} % ± {2 * e:.1f} %"
+                                                   for p, e in zip(enough.pct_per_30d, enough.stderr_pct, strict=True)],
+            "Visits per open day": [f"{v:,.0f}" for v in enough.mean_visits],
+            "Days used": [f"{d:,}" for d in enough.days],
+            "Days": [f"{a:%d %b} to {b:%d %b %Y}" for a, b in zip(enough["first"], enough["last"], strict=True)],
+        }).set_index("Store"))  # fmt: skip
+        st.caption("Trend: least-squares slope of each whole day's visits divided by the mean of its weekday over "
+                   "the range (a Saturday against Saturdays), in % per 30 days; closed days are left out. "
+                   "A trend inside its ± range is no trend.")  # fmt: skip
+    # One sentence for the stores short of days (usually all of them, with the same days).
+    for (days, first, last, span), group in short.groupby(["days", "first", "last", "span"], sort=False):
+        st.info(f"{', '.join(group.store)}: the trend needs whole days over at least {MIN_TREND_DAYS} days; this "
+                f"range has {days} whole days, from {first:%d %b} to {last:%d %b} ({span} days). "
+                "Widen the dates, or wait for more data.")  # fmt: skip
+    if slopes.empty:
+        st.info(f"No whole day in this range: the trend needs whole days over at least {MIN_TREND_DAYS} days.")
 
 
 def tables_tab(src: Listing, f: DoorFilters | None) -> None:
@@ -80,10 +148,11 @@ def tables_tab(src: Listing, f: DoorFilters | None) -> None:
     total = queries.table_count(src, f)
     rows = queries.table_rows(src, f)
     st.caption(
-        f"`{f.table}`: {total:,} rows for these filters"
+        f"{TABLE_NAMES[f.table]} (`{f.table}`): {total:,} rows for these filters"
         + (f"; the newest {len(rows):,} shown" if total > len(rows) else "")
+        + ". The downloads hold every row, with the mart's column names."
     )
-    st.dataframe(rows, hide_index=True, width="stretch")
+    labels.table(rows.drop(columns=["part_date"], errors="ignore"))
     name = f"{f.table}_{f.first}_{f.last}"
     left, right = st.columns(2)
     # Callables: the files are made on click, not on every rerun.
@@ -113,18 +182,33 @@ def health_tab(src: Listing, f: DoorFilters | None) -> None:
     if health.empty:
         st.info(f"No sensor health rows on or before {f.last}.")
         return
-    st.caption(f"Each door as of its latest day on or before {f.last}.")
-    warn, idle = health[health.replacement_warning.fillna(False)], health[health.underused.fillna(False)]
+    # The rates are over the last 30 days, or over what the data holds when it is younger.
+    days = max(1, min(30, round(int(health.hours_30d.max()) / 24)))
+    covered = "the last 30 days" if days == 30 else f"the {days} days the data covers (the rates use up to 30)"
+    st.caption(f"Each door as of its latest day on or before {f.last:%a %d %b %Y}; failure rates over {covered}.")
+    health = health.assign(advice=health.replacement_warning.fillna(False).map({True: "replace", False: ""}))
+    warn, idle = health[health.advice == "replace"], health[health.underused.fillna(False)]
     a, b, c = st.columns(3)
-    a.metric("Doors", len(health))
-    b.metric("Replacement warnings", len(warn))
-    c.metric("Underused doors", len(idle))
+    a.metric("Doors", f"{len(health):,}")
+    b.metric("Doors to replace", f"{len(warn):,}")
+    c.metric("Underused doors", f"{len(idle):,}")
+    stores = store_order(src)
     st.subheader("Failure rates")
-    st.altair_chart(charts.failure_rates(health, FAILURE_RATE_WARNING), width="stretch")
-    st.altair_chart(charts.failed_hours(queries.failed_hours(src, f)), width="stretch")
-    st.subheader("Replacement warnings")
-    cols = ["door", "local_date", "failure_rate_7d", "failure_rate_30d", "failure_trend"]
-    st.dataframe(warn[cols], hide_index=True) if len(warn) else st.write("No door above the 5 % failure rate.")
+    st.altair_chart(charts.failure_rates(health, FAILURE_RATE_WARNING, stores, days), width="stretch")
+    st.caption(f"Red dashed line: {FAILURE_RATE_WARNING:.0%} of hours failed, above which a door is to be replaced "
+               "(once it has a week of readings).")  # fmt: skip
+    st.subheader("Failed door-hours per day")
+    st.altair_chart(charts.failed_hours(queries.failed_hours(src, f), stores), width="stretch")
+    st.subheader("Doors to replace")
+    cols = ["store", "sensor_id", "local_date", "failure_rate_7d", "failure_rate_30d", "failure_trend"]
+    if days <= 7:  # the "30-day" rate covers the same days as the 7-day one: one column
+        cols.remove("failure_rate_30d")
+    window = {"failure_rate_30d": f"Failed hours, last {days} days"}  # what the rate covers
+    if len(warn):
+        labels.table(warn[cols], names=window)
+    else:
+        st.write(f"No door above the {FAILURE_RATE_WARNING:.0%} failure rate.")
     st.subheader("Underused doors")
-    cols = ["door", "local_date", "traffic_share", "median_share"]
-    st.dataframe(idle[cols], hide_index=True) if len(idle) else st.write("No underused door.")
+    st.caption("A door with far less of its store's traffic than its sibling doors: blocked, moved, or miscounting.")
+    cols = ["store", "sensor_id", "local_date", "traffic_share", "median_share"]
+    labels.table(idle[cols]) if len(idle) else st.write("No underused door.")

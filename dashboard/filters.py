@@ -16,7 +16,7 @@ from dashboard.source import Listing
 WEEKDAYS = {1: "Mon", 2: "Tue", 3: "Wed", 4: "Thu", 5: "Fri", 6: "Sat", 7: "Sun"}
 RESOLUTIONS = {"day": "Daily", "hour": "Hourly"}
 LEVELS = {"store": "Store", "sensor": "Door"}
-DEFAULT_DAYS = 28  # a first visit shows the last four weeks
+DEFAULT_DAYS = 35  # a first visit shows the last five weeks: 28 whole days besides a partial last one
 DEFAULT_STORES = 6  # ... of all stores, or of the busiest ones when there are more
 URL = "query-params"
 

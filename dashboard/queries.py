@@ -16,7 +16,8 @@ import pandas as pd
 from dashboard.source import Listing, query
 
 MAX_POINTS = 2000  # points on one chart line
-MAX_SERIES = 12  # lines on one traffic chart (the busiest)
+MAX_SERIES = 12  # lines on one traffic chart (the busiest; flagged series are added)
+MAX_MARKS = 1000  # anomaly marks on one chart
 TABLE_ROWS = 5000  # rows shown in the Tables tab (the downloads hold all)
 TRAFFIC_TABLES = {
     ("hour", "sensor"): "door_hourly_sensor",
@@ -107,71 +108,143 @@ def doors(src: Listing, stores: tuple[str, ...]) -> pd.DataFrame:
     return query(src.version, sql, {"files": files, "stores": list(stores)})
 
 
-def traffic(src: Listing, f: DoorFilters) -> pd.DataFrame:
-    """Visits and the weekday-matched mean per series and time bucket, for the busiest series."""
+def traffic(src: Listing, f: DoorFilters, flagged: list[str] | None = None) -> pd.DataFrame:
+    """Visits and the weekday-matched mean per series and time bucket, for the busiest series and
+    every series in `flagged` (its anomalies must be on the chart). Partial days (a lake's first
+    and last, still filling) are left out of daily lines: their sums are not days' visits."""
     files = src.files(f.table, f.first)
     if not files or not f.stores:
-        return empty("period", "series", "visits", "baseline")
+        return empty("period", "series", "store", "visits", "baseline", "failed")
+    whole = " AND NOT partial" if f.resolution == "day" else ""
     sql = f"""
         WITH base AS (
-            SELECT {f.series()} AS series, {f.period()} AS period, visits, running_mean
-            FROM {FILES} WHERE {f.where()}
+            SELECT {f.series()} AS series, store, {f.period()} AS period, visits, running_mean, failed_readings
+            FROM {FILES} WHERE {f.where()}{whole}
         ), top AS (
             SELECT series FROM base GROUP BY series ORDER BY sum(visits) DESC NULLS LAST, series LIMIT $max_series
         )
-        SELECT time_bucket(to_hours($bucket::BIGINT), period) AS period, series,
-               sum(visits) AS visits, sum(running_mean) AS baseline
-        FROM base WHERE series IN (SELECT series FROM top)
-        GROUP BY ALL ORDER BY series, period"""
+        SELECT time_bucket(to_hours($bucket::BIGINT), period) AS period, series, any_value(store) AS store,
+               sum(visits) AS visits, sum(running_mean) AS baseline, sum(failed_readings) AS failed
+        FROM base WHERE series IN (SELECT series FROM top) OR list_contains($flagged, series)
+        GROUP BY period, series ORDER BY series, period"""
     params = f.params() | {"files": files, "max_series": MAX_SERIES, "bucket": f.bucket_hours()}
-    return query(src.version, sql, params)
+    return query(src.version, sql, params | {"flagged": list(flagged or [])})
 
 
 def anomalies(src: Listing, f: DoorFilters) -> pd.DataFrame:
-    """Flagged hours or days at the chosen level, the strongest first."""
+    """One mark per series and chart point holding a flag, the strongest first.
+
+    The mart flags hours and days at door and store level, but a store-day or a door-day is
+    rarely flagged while its hours are: a point gets its own level's flag when it has one, else
+    the flagged door-hours inside it (rolled up: "3 flagged door-hours"), so every resolution and
+    level shows them. Points are the chart's time buckets, so one mark is one point on the line."""
     files = src.files("door_anomalies", f.first)
     if not files or not f.stores:
-        return empty("period", "series", "visits", "baseline", "score", "change", "direction", "level")
+        return empty("period", "series", "store", "level", "what", "own", "door_hours")
     sql = f"""
-        SELECT {f.period()} AS period, {f.series()} AS series, visits, baseline, score, change, direction, level
-        FROM {FILES}
-        WHERE resolution = $resolution AND grain = $grain AND {f.where("isodow(local_date)")}
-        ORDER BY abs(score) DESC LIMIT 500"""
+        WITH flags AS (
+            SELECT resolution = $resolution AND grain = $grain AS own, {f.series()} AS series, store,
+                   time_bucket(to_hours($bucket::BIGINT), {f.period()}) AS period, sensor_id, score, change,
+                   CASE WHEN level = 'critical' THEN 2 ELSE 1 END AS rank
+            FROM {FILES}
+            WHERE ((resolution = $resolution AND grain = $grain) OR (resolution = 'hour' AND grain = 'sensor'))
+              AND {f.where("isodow(local_date)")}
+        ), marks AS (
+            SELECT period, series, any_value(store) AS store, bool_or(own) AS own,
+                   coalesce(max(rank) FILTER (WHERE own), max(rank)) AS rank,
+                   arg_max(change, abs(score)) FILTER (WHERE own) AS change,
+                   max(abs(score)) AS strength,
+                   count(*) FILTER (WHERE NOT own) AS door_hours,
+                   -- door numbers in numeric order (2, 10; not 10, 2)
+                   array_to_string(list_sort(list_distinct(list(sensor_id) FILTER (WHERE NOT own))), ', ') AS doors
+            FROM flags GROUP BY period, series
+        )
+        SELECT period, series, store, CASE WHEN rank = 2 THEN 'critical' ELSE 'warning' END AS level,
+               CASE WHEN own THEN printf('%s visits than usual (%+.0f %%)', CASE WHEN change < 0 THEN 'fewer'
+                        ELSE 'more' END, 100 * change)
+                    ELSE printf('%d flagged door-hour%s (door%s %s)', door_hours, CASE WHEN door_hours > 1 THEN 's'
+                        ELSE '' END, CASE WHEN contains(doors, ',') THEN 's' ELSE '' END, doors) END AS what,
+               own, door_hours
+        FROM marks ORDER BY own DESC, rank DESC, strength DESC LIMIT $max_marks"""
     params = f.params() | {"files": files, "resolution": f.resolution, "grain": f.grain}
-    return query(src.version, sql, params)
+    return query(src.version, sql, params | {"bucket": f.bucket_hours(), "max_marks": MAX_MARKS})
+
+
+# A store-day's level against the usual of its weekday, from the doors that were whole that day:
+# a store whose total is incomplete (one of Paris's 20 doors has usually failed) is estimated from
+# its working doors. `norm`: a door's mean whole-day visits on that weekday over the rows read.
+STORE_DAYS = """
+    WITH doors AS (
+        SELECT store, sensor_id, local_date, weekday, visits, running_mean, baseline_periods,
+               NOT partial AND NOT incomplete AS whole
+        FROM {files} WHERE list_contains($stores, store) AND local_date BETWEEN $since AND $last
+    ), norms AS (
+        SELECT store, sensor_id, weekday, coalesce(avg(visits) FILTER (WHERE whole), 0) AS norm
+        FROM doors GROUP BY ALL
+    ), days AS (
+        SELECT d.store, d.local_date, any_value(d.weekday) AS weekday,
+               sum(d.visits) FILTER (WHERE whole) / nullif(sum(n.norm) FILTER (WHERE whole), 0) AS level,
+               sum(n.norm) AS store_norm,
+               sum(d.visits) FILTER (WHERE whole AND baseline_periods >= 3 AND running_mean > 0)
+                   / sum(d.running_mean) FILTER (WHERE whole AND baseline_periods >= 3 AND running_mean > 0) AS vs_usual
+        FROM doors AS d JOIN norms AS n USING (store, sensor_id, weekday)
+        GROUP BY d.store, d.local_date
+    )"""
 
 
 def trends(src: Listing, f: DoorFilters) -> pd.DataFrame:
-    """Per store and day: % deviation from the weekday-matched mean, and the 28-day mean of whole days."""
-    files = src.files("door_daily_store", since(f.first, 28))
+    """Per store and day: % from the weekday-matched mean of the previous 4 weeks, and the 28-day
+    mean of the store's visits a day (estimated from its whole doors; closed days count as 0),
+    drawn only where the 28 days are all in the data."""
+    files = src.files("door_daily_sensor", since(f.first, 28))
     if not files or not f.stores:
         return empty("store", "day", "perc_diff", "trend_28d")
-    sql = f"""
-        WITH days AS (
-            SELECT store, local_date, weekday, perc_diff,
-                   avg(CASE WHEN NOT partial AND NOT incomplete THEN visits END) OVER (
-                       PARTITION BY store ORDER BY local_date RANGE BETWEEN INTERVAL 27 DAYS PRECEDING AND CURRENT ROW
-                   ) AS trend_28d
-            FROM {FILES} WHERE list_contains($stores, store) AND local_date <= $last
+    sql = (
+        STORE_DAYS.format(files=FILES)
+        + """, estimated AS (
+            SELECT *, CASE WHEN store_norm = 0 THEN 0 ELSE level * store_norm END AS visits FROM days
+        ), rolling AS (
+            SELECT *, avg(visits) OVER w AS mean_28d, count(*) OVER w AS days_28d, count(visits) OVER w AS known_28d
+            FROM estimated
+            WINDOW w AS (
+                PARTITION BY store ORDER BY local_date RANGE BETWEEN INTERVAL 27 DAYS PRECEDING AND CURRENT ROW
+            )
         )
-        SELECT store, CAST(local_date AS TIMESTAMP) AS day, perc_diff, trend_28d FROM days
-        WHERE local_date >= $first AND list_contains($weekdays, weekday) ORDER BY store, day"""
-    params = {"files": files, "stores": list(f.stores), "first": f.first, "last": f.last}
+        SELECT store, CAST(local_date AS TIMESTAMP) AS day, 100 * (vs_usual - 1) AS perc_diff,
+               CASE WHEN visits IS NOT NULL AND days_28d = 28 AND known_28d >= 24 THEN mean_28d END AS trend_28d
+        FROM rolling WHERE local_date >= $first AND list_contains($weekdays, weekday) ORDER BY store, day"""
+    )
+    params = {"files": files, "stores": list(f.stores), "since": since(f.first, 27), "first": f.first, "last": f.last}
     return query(src.version, sql, params | {"weekdays": list(f.weekdays)})
 
 
 def trend_slopes(src: Listing, f: DoorFilters) -> pd.DataFrame:
-    """Per store: the least-squares trend of daily visits over the range, in % of the mean per 30 days."""
-    files = src.files("door_daily_store", f.first)
+    """Per store: the least-squares trend over the range of each whole day's visits against its
+    weekday's mean (a Saturday is compared with Saturdays), in % per 30 days, with its standard
+    error. Closed days and days without a whole door are left out."""
+    files = src.files("door_daily_sensor", f.first)
     if not files or not f.stores:
-        return empty("store", "days", "mean_visits", "trend_pct_per_30d")
-    sql = f"""
-        SELECT store, count(*) AS days, round(avg(visits)) AS mean_visits,
-               round(100 * 30 * regr_slope(visits, epoch(local_date) / 86400) / avg(visits), 2) AS trend_pct_per_30d
-        FROM {FILES}
-        WHERE list_contains($stores, store) AND local_date BETWEEN $first AND $last AND NOT partial AND NOT incomplete
-        GROUP BY store ORDER BY store"""
-    return query(src.version, sql, {"files": files, "stores": list(f.stores), "first": f.first, "last": f.last})
+        return empty("store", "days", "first", "last", "span", "mean_visits", "pct_per_30d", "stderr_pct")
+    sql = (
+        STORE_DAYS.format(files=FILES)
+        + """, used AS (
+            SELECT * FROM days WHERE level IS NOT NULL AND store_norm > 0 AND list_contains($weekdays, weekday)
+        ), fit AS (
+            SELECT store, count(*) AS days, min(local_date) AS first, max(local_date) AS last,
+                   avg(level * store_norm) AS mean_visits, avg(level) AS mean_level,
+                   regr_slope(level, x) AS slope, regr_sxx(level, x) AS sxx, regr_syy(level, x) AS syy,
+                   regr_sxy(level, x) AS sxy
+            FROM (SELECT *, epoch(local_date) / 86400 AS x FROM used) GROUP BY store
+        )
+        SELECT store, days, first, last, date_diff('day', first, last) + 1 AS span, mean_visits,
+               100 * 30 * slope / mean_level AS pct_per_30d,
+               -- the slope's standard error: sqrt(residual variance / sxx)
+               100 * 30 * sqrt(greatest(syy - sxy * sxy / nullif(sxx, 0), 0) / nullif(days - 2, 0) / nullif(sxx, 0))
+                   / mean_level AS stderr_pct
+        FROM fit ORDER BY mean_visits DESC"""
+    )
+    params = {"files": files, "stores": list(f.stores), "since": f.first, "last": f.last}
+    return query(src.version, sql, params | {"weekdays": list(f.weekdays)})
 
 
 def table_sql(f: DoorFilters) -> str:
@@ -205,8 +278,8 @@ def health(src: Listing, f: DoorFilters) -> pd.DataFrame:
         return empty("store", "sensor_id", "door", "failure_rate_30d", "replacement_warning", "underused")
     sql = f"""
         SELECT store, sensor_id, store || ' · door ' || CAST(sensor_id AS VARCHAR) AS door, local_date,
-               failure_rate_7d, failure_rate_30d, failure_trend, replacement_warning, traffic_share, median_share,
-               underused
+               failure_rate_7d, failure_rate_30d, failure_trend, CAST(hours_30d AS BIGINT) AS hours_30d,
+               replacement_warning, traffic_share, median_share, underused
         FROM {FILES} WHERE list_contains($stores, store) AND local_date <= $last
         QUALIFY row_number() OVER (PARTITION BY store, sensor_id ORDER BY local_date DESC) = 1
         ORDER BY failure_rate_30d DESC, store, sensor_id"""
@@ -230,13 +303,19 @@ def failed_hours(src: Listing, f: DoorFilters) -> pd.DataFrame:
 
 def robot_span(src: Listing) -> tuple[dt.date, dt.date] | None:
     """First and last UTC dates of robot_fits. The transform writes a file per month, most of
-    them partly filled (the last up to the last data): the last date comes from the last file's
-    buckets, not from its month label."""
+    them partly filled (the first from the first data, the last up to the last): the dates come
+    from the first and the last file's buckets, not from their month labels."""
     span = src.span("robot_fits")
     if span is None:
         return None
-    last = query(src.version, f"SELECT max(bucket) AS last FROM {FILES}", {"files": src.files("robot_fits")[-1:]})
-    return span[0], last["last"].iloc[0].date() if len(last) and pd.notna(last["last"].iloc[0]) else span[1]
+    files = src.files("robot_fits")
+    sql = f"SELECT min(bucket) AS first, max(bucket) AS last FROM {FILES}"
+    first, last = query(src.version, sql, {"files": files[:1]}), query(src.version, sql, {"files": files[-1:]})
+    return day_of(first["first"], span[0]), day_of(last["last"], span[1])
+
+
+def day_of(column: pd.Series, default: dt.date) -> dt.date:
+    return column.iloc[0].date() if len(column) and pd.notna(column.iloc[0]) else default
 
 
 def robot_signal(src: Listing, robot: str, axis: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
@@ -304,9 +383,10 @@ def fidelity(src: Listing, robot: str, files: list[str]) -> pd.DataFrame:
 def histogram(src: Listing, robot: str, axis: str, files: list[str], width: float) -> pd.DataFrame:
     """Counts of the axis's raw samples in bins of `width`."""
     if not files or axis not in AXIS_COLUMNS:
-        return empty("bin", "samples")
+        return empty("bin", "bin_end", "samples")
     sql = f"""
-        SELECT floor(value / $width) * $width AS bin, count(*) AS samples
+        SELECT floor(value / $width) * $width AS bin, floor(value / $width) * $width + $width AS bin_end,
+               count(*) AS samples
         FROM (UNPIVOT (SELECT * EXCLUDE (ts) FROM {FILES} WHERE robot_id = $robot)
               ON COLUMNS('^axis') INTO NAME axis VALUE value)
         WHERE axis = $axis GROUP BY 1 ORDER BY 1"""

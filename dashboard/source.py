@@ -120,3 +120,10 @@ def read_json(root: str, *parts: str) -> dict:
         return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
+
+
+def fleet_stores(src: Listing, seen: list[str]) -> list[str]:
+    """Every store in the fleet reference's order, then any other store the data holds: the
+    order behind the fixed store -> colour mapping, the same whatever the page selects."""
+    names = [s["name"] for s in read_json(src.root, "reference", "fleet.json").get("stores", []) if "name" in s]
+    return names + sorted(set(seen) - set(names))

@@ -10,8 +10,9 @@ Every date partition is exactly one file, rewritten whole through a temporary fi
 an atomic rename (an object PUT on S3, which appears whole or not at all), so a reader
 never sees a partial file, two files of one date, or a duplicate; a killed process
 leaves at most a `*.tmp-*` file, which the next run under the same lock removes (a writer
-removes only the temporary files its lock owns, or old ones: see remove_stale_temporaries). One file per date also
-means no small files to compact: an hourly increment rewrites its date's file.
+removes only the temporary files its lock owns, or old ones: see remove_stale_temporaries).
+One file per date also means no small files to compact: an hourly increment rewrites its
+date's file.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -32,6 +33,10 @@ from etl.validate import window_text
 
 SQL_DIR = Path(__file__).with_name("sql")
 STATE_KIND = "transform"
+# A door-week's tests: 168 hours x 2 tails. An hour's three windows (1, 2, 4 h) share their
+# hours, so they count as one test: Bonferroni over all 1008 gave a third of the budget in false
+# events on healthy gamma-Poisson counts, the simulator and NAB (docs/analytics.md).
+DOOR_TESTS_PER_WEEK = 168 * 2
 SMALL_RUN_DAYS = 3  # output days up to which DuckDB runs single-threaded (an increment)
 ROBOT_MIN_CHUNK_DAYS = 4  # robot output days computed together: a calendar month, or up to 3 days more
 
@@ -41,9 +46,11 @@ class TransformParams:
     """The analytics' knobs, bound into the SQL as $name parameters."""
 
     baseline_weeks: int = 4  # the running mean: this many previous same weekdays (and hours)
-    anomaly_weeks: int = 8  # median and MAD over this many previous same weekdays (and hours)
-    anomaly_k: float = 3.0  # robust sigmas that make a reading anomalous; twice as many: critical
-    anomaly_min_change: float = 0.6  # ... and at least this relative change from the median (noise is 15 %)
+    anomaly_weeks: int = 8  # door baselines and dispersions over this many previous same weekdays (and hours)
+    anomaly_min_periods: int = 2  # ... judged from this many weeks of history on (their error widens the test)
+    anomaly_false_events_per_week: float = 1.0  # the false-alarm budget per door-week that sets anomaly_z
+    anomaly_min_change: float = 0.25  # a flagged window and its hour moved at least this much from the baseline
+    anomaly_min_visits: float = 5.0  # ... and the window by at least this many visits
     health_failure_rate: float = 0.05  # trailing 30-day share of failed hours that calls for replacement
     health_min_hours: int = 168  # ... judged only on at least a week of hours
     underused_ratio: float = 0.25  # a door under this share of its siblings' median share is underused
@@ -52,6 +59,14 @@ class TransformParams:
     maintenance_days: int = 7  # the wear trend is fitted over this many days of bucket means
     maintenance_min_slope: float = 0.02  # sigmas per day: slower than this is no wear trend
     screen_sigmas: float = 3.0  # robot buckets whose mean moved this many standard errors are judged reading by reading
+
+    @property
+    def anomaly_z(self) -> float:
+        """The score a door hour must exceed: Bonferroni over a door-week's tests (DOOR_TESTS_PER_WEEK),
+        so that healthy counts give about the budget of false flags at most, and fewer false
+        events (runs of flags)."""
+        p = self.anomaly_false_events_per_week / DOOR_TESTS_PER_WEEK
+        return NormalDist().inv_cdf(1.0 - p)
 
     @property
     def lookback_days(self) -> int:
@@ -348,5 +363,5 @@ def robot_axes_table(fleet: dict) -> pa.Table:
 
 def _bound(sql: str, params: TransformParams, first_day: int) -> dict:
     """The parameters this query names (DuckDB refuses unused ones)."""
-    values = {**asdict(params), "first_date": Partition(first_day).date}
+    values = {**asdict(params), "anomaly_z": params.anomaly_z, "first_date": Partition(first_day).date}
     return {k: v for k, v in values.items() if re.search(rf"\${k}\b", sql)}

@@ -1,6 +1,7 @@
 """A small real lake for the dashboard's tests: the simulator API on 127.0.0.1, a pull, a transform.
 
 Built once per test process (several test modules share it) and copied by tests that change it.
+Also a stub of Airflow's two REST endpoints the Pipeline tab calls (AirflowStub).
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import functools
 import json
 import shutil
 import tempfile
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
@@ -77,3 +81,76 @@ def tiny_lake(root: Path, hours: int, store: str = "O'Hare") -> Path:
     lake.replace_interval(DOORS, table, start.to_pydatetime(), end.to_pydatetime())
     transform(lake, TransformParams())
     return root
+
+
+# Two runs as Airflow 3.3's GET /api/v2/dags/{dag_id}/dagRuns returns them (DAGRunResponse fields
+# the dashboard reads, and a few it does not), newest first.
+STUB_RUNS = [
+    {"dag_run_id": "scheduled__2024-12-10T01:00:00+00:00", "dag_id": "sensor_pipeline", "state": "failed",
+     "run_type": "scheduled", "run_after": "2024-12-10T01:00:00Z", "logical_date": "2024-12-10T01:00:00Z",
+     "start_date": "2024-12-10T01:00:02.123456Z", "end_date": "2024-12-10T01:03:40.5Z", "duration": 218.4,
+     "conf": {}, "note": None},
+    {"dag_run_id": "scheduled__2024-12-10T00:00:00+00:00", "dag_id": "sensor_pipeline", "state": "success",
+     "run_type": "scheduled", "run_after": "2024-12-10T00:00:00Z", "logical_date": "2024-12-10T00:00:00Z",
+     "start_date": "2024-12-10T00:00:01.5Z", "end_date": "2024-12-10T00:02:10Z", "duration": 128.5,
+     "conf": {}, "note": None},
+]  # fmt: skip
+
+
+class AirflowStub:
+    """A stub of the Airflow 3 api-server's two endpoints the dashboard calls, on 127.0.0.1.
+
+    POST /auth/token (simple auth manager: JSON username/password -> 201 {"access_token": ...},
+    401 otherwise) and GET /api/v2/dags/{dag_id}/dagRuns (Bearer token -> {"dag_runs": [...],
+    "total_entries": n}; 401 without it; 404 for another DAG). A faithful stub, not Airflow: the
+    real api-server runs in the DAG tests; here it keeps the dashboard's unit tests fast. `seen`
+    records each request's path and query."""
+
+    USER, PASSWORD, TOKEN = "viewer", "secret", "stub-jwt"
+
+    def __init__(self, runs: list[dict] | None = None) -> None:
+        self.runs = STUB_RUNS if runs is None else runs
+        self.seen: list[tuple[str, str, dict]] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def reply(self, code: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                stub.seen.append(("POST", url.path, {}))
+                if url.path != "/auth/token":
+                    return self.reply(404, {"detail": "Not Found"})
+                if body.get("username") == stub.USER and body.get("password") == stub.PASSWORD:
+                    return self.reply(201, {"access_token": stub.TOKEN})
+                return self.reply(401, {"detail": "Invalid credentials"})
+
+            def do_GET(self) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                stub.seen.append(("GET", url.path, urllib.parse.parse_qs(url.query)))
+                if self.headers.get("Authorization") != f"Bearer {stub.TOKEN}":
+                    return self.reply(401, {"detail": "Not authenticated"})
+                if url.path != "/api/v2/dags/sensor_pipeline/dagRuns":
+                    return self.reply(404, {"detail": "The Dag with ID: `other` was not found"})
+                self.reply(200, {"dag_runs": stub.runs, "total_entries": len(stub.runs)})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> AirflowStub:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()

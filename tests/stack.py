@@ -74,7 +74,7 @@ class Stack:
         )
         user, password = next(iter(passwords.items()))
         base = f"http://127.0.0.1:{self.ports['AIRFLOW_PORT']}"
-        answer = self.session.post(f"{base}/auth/token", json={"username": user, "password": password}, timeout=10)
+        answer = self.session.post(f"{base}/auth/token", json={"username": user, "password": password}, timeout=60)
         answer.raise_for_status()
         return answer.json()["access_token"]
 
@@ -82,7 +82,7 @@ class Stack:
         base = f"http://127.0.0.1:{self.ports['AIRFLOW_PORT']}"
         headers, params = {"Authorization": f"Bearer {token}"}, {"order_by": "-start_date"}
         answer = self.session.get(f"{base}/api/v2/dags/sensor_pipeline/dagRuns", headers=headers, params=params,
-                                  timeout=10)  # fmt: skip
+                                  timeout=60)  # fmt: skip
         answer.raise_for_status()
         return answer.json()["dag_runs"]
 
@@ -90,7 +90,10 @@ class Stack:
         """The first DAG run that succeeds; raises when one fails or none succeeds in time."""
         token, deadline = self.airflow_token(), time.monotonic() + timeout
         while time.monotonic() < deadline:
-            runs = self.dag_runs(token)
+            try:
+                runs = self.dag_runs(token)
+            except requests.Timeout:  # a busy api-server: ask again, within the deadline
+                continue
             if any(r["state"] == "failed" for r in runs):
                 raise RuntimeError(f"a DAG run failed: {runs}")
             done = [r for r in runs if r["state"] == "success"]

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import tempfile
 import unittest
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from api.fleet import load_fleet
+from api.fleet import DEFAULT_FLEET_FILE, FLEETS_DIR, load_fleet
 from api.simulate.doors import DoorSimulator, local_calendar
+from tests.support import ApiServer
+
+ORIGINAL = FLEETS_DIR / "original.toml"  # these tests check the original's model: its scale and 10 % hours
 
 
 def hour_of(text: str) -> int:
@@ -26,7 +33,7 @@ def year_2024(sim: DoorSimulator) -> pa.Table:
 class DoorSimulatorTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
-        cls.fleet = load_fleet()
+        cls.fleet = load_fleet(ORIGINAL)
         cls.sim = DoorSimulator(cls.fleet)
         cls.year = year_2024(cls.sim).to_pandas()
         cls.year["h"] = cls.year["ts"].astype("int64") // 3_600_000_000
@@ -51,7 +58,7 @@ class DoorSimulatorTest(unittest.TestCase):
         self.assertTrue(whole.equals(pieces))
 
     def test_a_new_simulator_gives_the_same_values(self) -> None:
-        again = year_2024(DoorSimulator(load_fleet())).to_pandas()
+        again = year_2024(DoorSimulator(load_fleet(ORIGINAL))).to_pandas()
         self.assertTrue(again["count"].equals(self.year["count"]))
 
     def test_neighbouring_doors_and_hours_differ(self) -> None:
@@ -122,7 +129,7 @@ class DoorEventsTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls) -> None:
-        cls.sim = DoorSimulator(load_fleet())
+        cls.sim = DoorSimulator(load_fleet(ORIGINAL))
         cls.h0, cls.h1 = hour_of("2024-01-01T00:00:00+00:00"), hour_of("2025-01-01T00:00:00+00:00")
         cls.events = cls.sim.events(cls.h0, cls.h1).to_pandas()
         data = year_2024(cls.sim).to_pandas()
@@ -214,6 +221,133 @@ class DoorEventsTest(unittest.TestCase):
         self.assertEqual(
             short.sort_values(key)[key].to_numpy().tolist(), year.sort_values(key)[key].to_numpy().tolist()
         )
+
+
+def quiet_fleet(dispersion: float, day_dispersion: float) -> Path:
+    """The default fleet with one store of one door and nothing but its noise: no growth, events,
+    expansions or failures."""
+    text = DEFAULT_FLEET_FILE.read_text()
+    head, robots = text[: text.index("[[stores]]")], text[text.index("[robots]") :]
+    for key, value in {"growth_per_year": 0.0, "anomaly_rate": 0.0, "burst_day_rate": 0.0, "dip_day_rate": 0.0,
+                       "day_off_rate": 0.0, "surge_day_rate": 0.0, "failure_base": 0.0,
+                       "expansion_every_years": [400.0, 500.0], "dispersion": dispersion,
+                       "day_dispersion": day_dispersion}.items():  # fmt: skip
+        head = re.sub(rf"^{key} = .*$", f"{key} = {value}", head, count=1, flags=re.M)
+    store = '[[stores]]\nname = "Lille"\ntimezone = "Europe/Paris"\nopened = 2022-01-03\ndoors = 1\n'
+    store += "visits_per_hour = 20.0\n\n"
+    path = Path(tempfile.mkdtemp()) / "fleet.toml"
+    path.write_text(head + store + robots)
+    return path
+
+
+def slot_moments(sim: DoorSimulator, years: int = 2) -> pd.DataFrame:
+    """Mean and variance of each (weekday, local hour) over the weeks, and day totals."""
+    h0 = hour_of("2022-01-03T00:00:00+00:00")
+    t = sim.readings(h0, h0 + 24 * 7 * 52 * years, sim.select()).to_pandas()
+    local = t.ts.dt.tz_convert("Europe/Paris")
+    t["weekday"], t["hour"], t["day"] = local.dt.day_of_week, local.dt.hour, local.dt.date
+    return t
+
+
+class RealisticFleetTest(unittest.TestCase):
+    """The default fleet: realistic scales, gamma-Poisson counts, and events like real ones."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.fleet = load_fleet()
+        cls.sim = DoorSimulator(cls.fleet)
+        cls.h0, cls.h1 = hour_of("2024-01-01T00:00:00+00:00"), hour_of("2025-01-01T00:00:00+00:00")
+        cls.year = year_2024(cls.sim).to_pandas()
+        cls.year["h"] = cls.year["ts"].astype("int64") // 3_600_000_000
+        cls.data = cls.year.set_index(["store", "sensor_id", "h"])["count"].sort_index()
+        cls.events = cls.sim.events(cls.h0, cls.h1).to_pandas()
+
+    def test_scales(self) -> None:
+        totals = self.year.groupby(["store", "ts"])["count"].sum()
+        self.assertTrue(2_000 < totals["Paris"].quantile(0.99) < 8_000, "a big store: a few thousand an hour at peak")
+        busy = self.year[self.year["count"] > 0]
+        door_medians = busy.groupby(["store", "sensor_id"])["count"].median()
+        self.assertLess(door_medians.min(), 10, "a side door: a few visits an hour")
+        self.assertTrue(20 < door_medians["Madrid"].iloc[0] < 100)
+        self.assertLess(busy["count"].median(), 200)
+
+    def test_per_store_opening_hours(self) -> None:
+        for store in self.fleet.stores:
+            rows = self.year[(self.year.store == store.name) & (self.year["count"] > 0)]
+            local = rows.ts.dt.tz_convert(store.timezone)
+            self.assertEqual(sorted(set(local.dt.hour)), list(range(store.open_hour, store.close_hour)), store.name)
+            self.assertEqual(set(local.dt.day_of_week) & set(store.closed_weekdays), set(), store.name)
+        self.assertEqual(self.fleet.store("London").closed_weekdays, ())
+        self.assertEqual((self.fleet.store("Madrid").open_hour, self.fleet.store("Paris").open_hour), (10, 9))
+
+    def test_counts_are_overdispersed_as_configured(self) -> None:
+        for dispersion in (0.0, 0.2):
+            with self.subTest(dispersion=dispersion):
+                t = slot_moments(DoorSimulator(load_fleet(quiet_fleet(dispersion, 0.0))))
+                slots = t[t["count"] > 0].groupby(["weekday", "hour"])["count"].agg(["mean", "var"])
+                slots = t.groupby(["weekday", "hour"])["count"].agg(["mean", "var"]).loc[slots.index]
+                estimate = (slots["var"] - slots["mean"]).sum() / (slots["mean"] ** 2).sum()
+                self.assertAlmostEqual(estimate, dispersion, delta=0.04 + 0.15 * dispersion)
+
+    def test_a_day_factor_is_shared_by_the_hours_of_a_day(self) -> None:
+        t = slot_moments(DoorSimulator(load_fleet(quiet_fleet(0.0, 0.05))))
+        days = t.groupby(["day", "weekday"])["count"].sum()
+        days = days[days > 0].groupby(level="weekday").agg(["mean", "var"])
+        estimate = ((days["var"] - days["mean"]) / days["mean"] ** 2).mean()
+        self.assertAlmostEqual(estimate, 0.05, delta=0.02)
+
+    def usual(self, store: str, sensor_id: int, hour: int) -> float:
+        series = self.data.loc[(store, sensor_id)]
+        same = [series.get(hour + 168 * k) for k in (-3, -2, -1, 1, 2, 3)]
+        return float(np.nanmedian([v for v in same if v is not None]))
+
+    def test_bursts_and_dips_change_a_door_by_their_magnitude(self) -> None:
+        for kind, (lo, hi) in (("burst", self.fleet.doors.burst_factor), ("dip", self.fleet.doors.dip_factor)):
+            rows = self.events[self.events.type == kind]
+            self.assertGreater(len(rows), 20, kind)
+            self.assertTrue(rows.magnitude.between(lo, hi).all())
+            self.assertEqual(set(rows.level), {"high" if kind == "burst" else "low"})
+            seen, usual, expected = 0.0, 0.0, 0.0
+            for row in rows.itertuples():
+                for h in range(int(row.start.timestamp()) // 3600, int(row.end.timestamp()) // 3600):
+                    typical = self.usual(row.store, row.sensor_id, h)
+                    seen += self.data.loc[(row.store, row.sensor_id, h)]
+                    usual += typical
+                    expected += typical * row.magnitude
+            self.assertAlmostEqual(seen / expected, 1.0, delta=0.15, msg=kind)
+            self.assertGreater(abs(seen / usual - 1), 0.5, kind)
+
+    def test_days_off_read_zero_at_every_door(self) -> None:
+        rows = self.events[self.events.type == "day_off"]
+        self.assertGreater(len(rows), 0)
+        for row in rows.itertuples():
+            s, e = int(row.start.timestamp()) // 3600, int(row.end.timestamp()) // 3600
+            store = self.year[(self.year.store == row.store) & (self.year.h >= s) & (self.year.h < e)]
+            self.assertTrue((store["count"].dropna() == 0).all(), f"{row.store} {row.start}")
+            self.assertEqual(e - s, self.fleet.store(row.store).close_hour - self.fleet.store(row.store).open_hour)
+
+    def test_bulk_equals_single_and_chunks(self) -> None:
+        rng = np.random.default_rng(11)
+        sample = self.year.iloc[rng.choice(len(self.year), 200, replace=False)]
+        for row in sample.itertuples():
+            alone = self.sim.readings(row.h, row.h + 1, self.sim.select(row.store, row.sensor_id)).to_pylist()
+            expected = None if np.isnan(row.count) else int(row.count)
+            self.assertEqual(alone[0]["count"], expected, f"{row.store}/{row.sensor_id} at {row.ts}")
+        h0 = hour_of("2024-05-01T00:00:00+00:00")
+        whole = self.sim.readings(h0, h0 + 24 * 10, self.sim.select())
+        self.assertTrue(
+            whole.equals(pa.concat_tables(self.sim.reading_chunks(h0, h0 + 24 * 10, self.sim.select(), 500)))
+        )
+        short = self.sim.events(h0, h0 + 24 * 10).to_pandas()
+        self.assertGreater(len(short[short.type.isin(["burst", "dip"])]), 0)
+
+    def test_the_fleet_route_gives_each_stores_hours_and_model(self) -> None:
+        with ApiServer() as server:
+            stores = {s["name"]: s for s in server.get("/v1/fleet").json()["stores"]}
+        self.assertEqual((stores["Madrid"]["open_hour"], stores["Madrid"]["close_hour"]), (10, 21))
+        self.assertEqual(stores["London"]["closed_weekdays"], [])
+        self.assertEqual(stores["Roma"]["dispersion"], 0.08)
+        self.assertEqual(stores["Paris"]["sensor_ids"], list(range(20)))
 
 
 if __name__ == "__main__":

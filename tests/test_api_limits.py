@@ -204,8 +204,8 @@ class AbortedDownloadTest(unittest.TestCase):
                 time.sleep(1.0)  # the last producer winds down
                 return process.memory_info().rss
 
-            first = abort_some(6)
-            second = abort_some(12)
+            first = abort_some(5)
+            second = abort_some(10)
             self.assertLess(first, 1 << 30)
             self.assertLess(second - first, 150 << 20, "memory grew with every aborted download")
 

@@ -36,7 +36,7 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-EXAMPLES = 400  # per test: 1,200 requests a run
+EXAMPLES = 340  # per test: 1,020 requests a run
 PROFILE = settings(
     max_examples=EXAMPLES,
     derandomize=True,

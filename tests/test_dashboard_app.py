@@ -4,18 +4,24 @@ snapshot alone, and the edge cases (one day, one hour, no data) that used to cra
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import tempfile
 import unittest
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from streamlit.testing.v1 import AppTest
 
 from dashboard import door_tabs, queries, source
 from dashboard.config import DashboardSettings
+from etl.datasets import DOORS
+from etl.lake import Lake
+from etl.transform import TransformParams, transform
 from tests.dashboard_support import built_lake, built_snapshot, tiny_lake
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
@@ -62,7 +68,7 @@ class LakeTest(DashboardTestCase):
             sorted(at.sidebar.multiselect(key="stores").value), ["Berlin", "London", "Madrid", "Paris", "Roma"]
         )
         first, last = at.sidebar.slider(key="dates").value
-        self.assertEqual((last - first).days, 27, "the last four weeks")
+        self.assertEqual((last - first).days, 34, "the last five weeks: 28 whole days for the trend")
 
     def test_every_tab_renders_from_the_url(self) -> None:
         expected = {"Traffic": 1, "Trends": 2, "Tables": 0, "Robots": 2, "Sensor health": 2, "Pipeline": 0}
@@ -73,13 +79,40 @@ class LakeTest(DashboardTestCase):
                 self.assertEqual(at.header[0].value, tab)
                 self.assertEqual(len(self.charts(at)), expected[tab])
 
-    def test_the_traffic_tab_marks_anomalies(self) -> None:
-        at = app(self.lake, res="Hourly", level="Door", dates=["2024-11-01", "2024-12-10"])
-        self.assert_clean(at)
-        flagged = [s.value for s in at.subheader if s.value.startswith("Anomalies")]
-        self.assertNotEqual(flagged, ["Anomalies (0)"], "six weeks of the simulator hold flagged hours")
-        spec = self.charts(at)[0].proto.spec
-        self.assertIn('"anomaly"', spec, "the anomaly layer is drawn")
+    def test_the_traffic_tab_marks_anomalies_at_every_resolution_and_level(self) -> None:
+        counts = {}
+        for res, level in [("Daily", "Store"), ("Daily", "Door"), ("Hourly", "Store"), ("Hourly", "Door")]:
+            with self.subTest(res=res, level=level):
+                at = app(self.lake, res=res, level=level, dates=["2024-11-01", "2024-12-10"])
+                self.assert_clean(at)
+                heading = [s.value for s in at.subheader if s.value.startswith("Anomalies")]
+                counts[res, level] = int(heading[0].removeprefix("Anomalies (").removesuffix(")"))
+                self.assertGreater(counts[res, level], 0, "six weeks of the simulator hold flagged hours")
+                self.assertIn('"anomalies"', self.charts(at)[0].proto.spec, "the anomaly layer is drawn")
+        # Every flagged door-hour is one mark at hourly/door level; coarser points hold one or more.
+        self.assertGreaterEqual(counts["Hourly", "Door"], counts["Daily", "Door"])
+        self.assertGreaterEqual(counts["Hourly", "Store"], counts["Daily", "Store"])
+
+    def test_flagged_series_are_drawn_even_when_not_among_the_busiest(self) -> None:
+        src = source.scan(self.lake, False)
+        f = queries.DoorFilters(("Berlin", "London", "Madrid", "Paris", "Roma"), None, "hour", "sensor",
+                                tuple(range(1, 8)), dt.date(2024, 11, 1), dt.date(2024, 12, 10), (0, 23))  # fmt: skip
+        marks = queries.anomalies(src, f)
+        busiest = set(queries.traffic(src, f).series)
+        self.assertEqual(len(busiest), queries.MAX_SERIES)
+        self.assertTrue(set(marks.series) - busiest, "some flagged doors are not among the busiest")
+        drawn = set(queries.traffic(src, f, list(marks.series.unique())).series)
+        self.assertLessEqual(set(marks.series), drawn)
+
+    def test_a_store_day_names_its_flagged_doors_in_numeric_order(self) -> None:
+        src = source.scan(self.lake, False)
+        f = queries.DoorFilters(("Berlin", "London", "Madrid", "Paris", "Roma"), None, "day", "store",
+                                tuple(range(1, 8)), dt.date(2024, 11, 1), dt.date(2024, 12, 10), (0, 23))  # fmt: skip
+        rolled = queries.anomalies(src, f).what.str.extract(r"\(doors ([\d, ]+)\)")[0].dropna()
+        self.assertGreater(len(rolled), 0, "some store-days hold flagged hours of several doors")
+        for doors in rolled:
+            numbers = [int(d) for d in doors.split(", ")]
+            self.assertEqual(numbers, sorted(numbers), doors)
 
     def test_widgets_change_the_view(self) -> None:
         at = app(self.lake, tab="Tables")
@@ -95,8 +128,8 @@ class LakeTest(DashboardTestCase):
         rerun(at)
         self.assert_clean(at)
         one_door = int(at.caption[0].value.split(": ")[1].split(" rows")[0].replace(",", ""))
-        # Four Mondays and four Tuesdays, but the last Tuesday (10 December) ends at 01:00 local.
-        self.assertEqual(one_door, 7 * 10, "seven days x 10 hours")
+        # Five Mondays and five Tuesdays, but the last Tuesday (10 December) ends at 01:00 local.
+        self.assertEqual(one_door, 9 * 10, "nine days x 10 hours")
         self.assertLess(one_door, all_doors)
         self.assertEqual({r for r in at.dataframe[0].value.sensor_id}, {2})
         self.assertEqual(len(at.get("download_button")), 2)
@@ -144,6 +177,61 @@ class LakeTest(DashboardTestCase):
         row = dict(zip(header, first, strict=True))
         for column in ("sensor_id", "visits", "local_hour", "weekday"):
             self.assertRegex(row[column], r"^\d+$", f"{column} is an integer, never '0.0'")
+
+
+class TrendTest(DashboardTestCase):
+    """The trend on a store whose every day has a failed door (as Paris with 20 doors)."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.lake = growing_lake(Path(cls.tmp.name) / "lake", weeks=8, growth_per_day=0.01)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.tmp.cleanup()
+
+    def filters(self, first: dt.date, last: dt.date) -> queries.DoorFilters:
+        return queries.DoorFilters(("Grow",), None, "day", "store", tuple(range(1, 8)), first, last, (0, 23))
+
+    def test_a_store_whose_days_are_all_incomplete_still_has_its_trend(self) -> None:
+        src = source.scan(self.lake, False)
+        daily = pq.read_table(self.lake / "marts" / "door_daily_store").to_pandas()
+        self.assertTrue(daily.incomplete.all(), "one door fails an hour every day")
+        slopes = queries.trend_slopes(src, self.filters(dt.date(2024, 6, 3), dt.date(2024, 7, 28)))
+        row = slopes.set_index("store").loc["Grow"]
+        self.assertEqual(row.days, 48, "8 weeks of 6 open days; Sundays are closed")
+        # visits grow 1 % of the first day's a day: against the range's mean level (day 27.5), 30 days
+        # are 30 / 1.275 = 23.5 % of it, whatever the weekday pattern.
+        self.assertAlmostEqual(row.pct_per_30d, 100 * 30 * 0.01 / (1 + 0.01 * 27.5), delta=1.0)
+        self.assertLess(row.stderr_pct, 1.0)
+
+    def test_the_tab_says_when_the_range_is_too_short(self) -> None:
+        at = app(self.lake, tab="Trends", dates=["2024-07-10", "2024-07-28"])
+        self.assert_clean(at)
+        self.assertTrue(any("the trend needs whole days over at least 28 days" in i.value for i in at.info))
+        at = app(self.lake, tab="Trends", dates=["2024-06-20", "2024-07-28"])
+        self.assertIn("Grow", at.table[0].value.index)
+
+
+def growing_lake(root: Path, weeks: int, growth_per_day: float) -> Path:
+    """One store of two doors from Monday 2024-06-03, open 8-20 h Monday to Saturday, busier on
+    Saturdays, growing `growth_per_day` a day; door 0 fails at 05:00 every day."""
+    lake = Lake(str(root))
+    fleet = {"stores": [{"name": "Grow", "timezone": "UTC", "doors": 2}], "robots": []}
+    lake.write_bytes(lake.path("reference", "fleet.json"), json.dumps(fleet).encode())
+    ts = pd.date_range("2024-06-03T00:00:00Z", periods=weeks * 7 * 24, freq="h")
+    day = np.asarray((ts - ts[0]).days)
+    open_hours = (ts.hour >= 8) & (ts.hour < 20) & (ts.day_of_week < 6)
+    weekday = np.where(ts.day_of_week == 5, 1.5, 1.0)
+    count = np.where(open_hours, np.round(100 * weekday * (1 + growth_per_day * day)), 0).astype("int64")
+    rows = pd.DataFrame({"ts": ts.repeat(2), "store": "Grow", "sensor_id": [0, 1] * len(ts),
+                         "count": pd.array(count.repeat(2), dtype="Int64")})  # fmt: skip
+    rows.loc[(rows.sensor_id == 0) & (rows.ts.dt.hour == 5), "count"] = pd.NA
+    table = pa.Table.from_pandas(rows, schema=DOORS.schema, preserve_index=False)
+    lake.replace_interval(DOORS, table, ts[0].to_pydatetime(), (ts[-1] + pd.Timedelta(hours=1)).to_pydatetime())
+    transform(lake, TransformParams())
+    return root
 
 
 class SnapshotTest(DashboardTestCase):

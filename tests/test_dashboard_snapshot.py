@@ -69,11 +69,16 @@ class SnapshotTest(unittest.TestCase):
         self.assertEqual(len(done.stdout.strip().splitlines()), 1)
         self.assertTrue((out / "snapshot.json").exists())
         empty = Path(self.tmp.name, "empty")
-        empty.mkdir()
+        (empty / "_state").mkdir(parents=True)  # a lake (a pull made it), never transformed
         cmd = [sys.executable, "-m", "etl", "snapshot", "--lake", str(empty), "--out", str(out)]
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
         self.assertEqual(done.returncode, 2)
         self.assertIn("holds no marts", done.stderr)
+        cmd[5] = str(Path(self.tmp.name, "typo"))  # no lake at all: said so, and none is made
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        self.assertEqual(done.returncode, 2)
+        self.assertIn("no lake there", done.stderr)
+        self.assertFalse(Path(cmd[5]).exists())
         self.assertTrue((out / "snapshot.json").exists(), "a failed run keeps the old snapshot")
 
 

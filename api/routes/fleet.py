@@ -22,6 +22,10 @@ class StoreOut(BaseModel):
     open_hour: int
     close_hour: int
     closed_weekdays: list[int]
+    visits_per_hour: float
+    noise: str
+    dispersion: float
+    day_dispersion: float
 
 
 class AxisOut(BaseModel):
@@ -58,8 +62,9 @@ def read_fleet(sim: SimulationDep) -> FleetOut:
     stores = [
         StoreOut(
             name=s.name, timezone=s.timezone, opened=s.opened, opened_at=s.opened_at, doors=s.doors,
-            sensor_ids=list(range(s.doors)), open_hour=m.open_hour, close_hour=m.close_hour,
-            closed_weekdays=list(m.closed_weekdays),
+            sensor_ids=list(range(s.doors)), open_hour=s.open_hour, close_hour=s.close_hour,
+            closed_weekdays=list(s.closed_weekdays), visits_per_hour=s.visits_per_hour, noise=m.noise,
+            dispersion=s.dispersion, day_dispersion=s.day_dispersion,
         )
         for s in f.stores
     ]  # fmt: skip

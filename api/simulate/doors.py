@@ -1,11 +1,13 @@
 """People counters on store doors: hourly visits as a pure function of (seed, door, hour).
 
 Time is counted in whole UTC hours since the Unix epoch ("hour index"). A door's
-expected traffic is the store's level (1000 visits per year open, as the
-original, times expansion phases) x the door's usage weight x a weekday and an
-intra-day profile x a rare store-wide surge. The reading adds 15 % noise; an
-anomalous hour reads 10 % of the expected traffic; a failed sensor reads null at
-any hour, a working one reads 0 while the store is closed.
+expected traffic is the store's level (its visits an hour at opening, growing by
+growth_per_year, times expansion phases) x the door's usage weight x the store's
+weekday and intra-day profiles x its events: a store-wide surge or day off, a door's
+burst or dip, an anomalous hour at 10 %. The reading is a gamma-Poisson count of that
+(noise "negbin": a door-hour factor and a store-day factor, each of mean 1), or, as
+the original, the expectation with Normal noise of noise_cv (noise "normal"). A failed
+sensor reads null at any hour, a working one reads 0 while the store is closed.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pyarrow as pa
 
 from api.fleet import DoorModel, Fleet, Store
 from api.simulate.columns import repeat_names, tile_names
-from api.simulate.rng import Stream, between, hash_keys, name_key, normal, uniform
+from api.simulate.rng import Stream, between, gamma_factor, hash_keys, name_key, normal, poisson, rehash, uniform
 from contract.schemas import DOOR_READINGS, events_table
 
 HOUR_S = 3600
@@ -48,6 +50,9 @@ class StoreSim:
     doors: tuple[DoorSensor, ...]
     expansion_hours: np.ndarray
     expansion_gains: np.ndarray
+    weekday_factor: np.ndarray  # (7,) mean 1 over the open weekdays
+    hour_factor: np.ndarray  # (24,) mean 1 over the open hours, 0 outside
+    open_weekday: np.ndarray  # (7,) bool
 
 
 @dataclass
@@ -58,6 +63,8 @@ class Grid:
     is_open: np.ndarray  # (H,)
     local_day: np.ndarray  # (H,) days since 1970-01-01 in the store's calendar
     surge: np.ndarray  # (H,) multiplier, 1 outside surges
+    day_off: np.ndarray  # (H,) bool: an open hour of a day the store stays closed
+    burst: np.ndarray  # (H, D) multiplier of a door's bursts (> 1) and dips (< 1), 1 elsewhere
     counts: np.ndarray  # (H, D) float, NaN where the sensor failed
     anomaly: np.ndarray  # (H, D) bool
     failed: np.ndarray  # (H, D) bool
@@ -89,15 +96,6 @@ class DoorSimulator:
         self.seed = fleet.seed
         self.model: DoorModel = fleet.doors
         self.stores = tuple(self._store_sim(s) for s in fleet.stores)
-        m = self.model
-        weekday = np.ones(7)
-        open_days = [d for d in range(7) if d not in m.closed_weekdays]
-        weekday[open_days] = np.array(m.weekday_profile) / np.mean(m.weekday_profile)
-        self._weekday_factor = weekday
-        hourly = np.zeros(24)
-        hourly[m.open_hour : m.close_hour] = np.array(m.hour_profile) / np.mean(m.hour_profile)
-        self._hour_factor = hourly
-        self._open_weekday = np.isin(np.arange(7), open_days)
 
     # -- static, seed-derived structure -------------------------------------------------
 
@@ -119,7 +117,13 @@ class DoorSimulator:
             lifetimes = between(uniform(hash_keys(seed, Stream.DOOR_REPLACE, k, steps)), m.replace_every_years)
             installed = opened + np.concatenate([[0], np.cumsum(lifetimes * HOURS_PER_YEAR)]).astype(np.int64)
             doors.append(DoorSensor(i, k, float(weights[i]), installed))
-        return StoreSim(store, key, opened, tuple(doors), expansion_hours, gains)
+        open_days = [d for d in range(7) if d not in store.closed_weekdays]
+        weekday = np.ones(7)
+        weekday[open_days] = _profile(m.weekday_profile, len(open_days))
+        hourly = np.zeros(24)
+        hourly[store.open_hour : store.close_hour] = _profile(m.hour_profile, store.close_hour - store.open_hour)
+        open_weekday = np.isin(np.arange(7), open_days)
+        return StoreSim(store, key, opened, tuple(doors), expansion_hours, gains, weekday, hourly, open_weekday)
 
     def store_sim(self, name: str) -> StoreSim | None:
         return next((s for s in self.stores if s.store.name == name), None)
@@ -130,7 +134,7 @@ class DoorSimulator:
         """Visits an average door of the store expects in an open hour (trend x expansions)."""
         m = self.model
         years_open = np.maximum(hours - ss.opened_hour, 0) / HOURS_PER_YEAR
-        level = m.visits_per_year_open * (1.0 + years_open)
+        level = ss.store.visits_per_hour / ss.store.doors * (1.0 + m.growth_per_year * years_open)
         ramp = m.expansion_ramp_days * 24.0
         for start, gain in zip(ss.expansion_hours, ss.expansion_gains, strict=True):
             if start >= hours[-1]:
@@ -141,11 +145,39 @@ class DoorSimulator:
     def _surge(self, ss: StoreSim, local_day: np.ndarray, local_hour: np.ndarray, is_open: np.ndarray) -> np.ndarray:
         m = self.model
         h = hash_keys(self.seed, Stream.STORE_SURGE, ss.key, local_day, np.arange(4)[:, None])
-        lo_h, hi_h = m.surge_hours
-        length = lo_h + (uniform(h[1]) * (hi_h - lo_h + 1)).astype(np.int64)
-        first = m.open_hour + (uniform(h[2]) * (m.close_hour - m.open_hour - length + 1)).astype(np.int64)
-        in_surge = (uniform(h[0]) < m.surge_day_rate) & (local_hour >= first) & (local_hour < first + length)
-        return np.where(in_surge & is_open, between(uniform(h[3]), m.surge_factor), 1.0)
+        in_surge, factor = _day_spans(h, ss.store, local_hour, m.surge_day_rate, m.surge_hours, m.surge_factor)
+        return np.where(in_surge & is_open, factor, 1.0)
+
+    def _bursts(
+        self, ss: StoreSim, doors: list[DoorSensor], local_day: np.ndarray, local_hour: np.ndarray
+    ) -> np.ndarray:
+        """(H, D) multipliers: a door's bursts (a group, a promotion) and dips (its entrance closed)."""
+        m = self.model
+        out = np.ones((len(local_day), len(doors)))
+        if not doors or (m.burst_day_rate <= 0 and m.dip_day_rate <= 0):
+            return out
+        keys = np.array([d.key for d in doors], np.uint64)[None, :]
+        days = np.unique(local_day)  # drawn per door-day, not per hour; local_day is ascending
+        for stream, rate, hours, factor in (
+            (Stream.DOOR_BURST, m.burst_day_rate, m.burst_hours, m.burst_factor),
+            (Stream.DOOR_DIP, m.dip_day_rate, m.dip_hours, m.dip_factor),
+        ):
+            if rate > 0:
+                h = hash_keys(self.seed, stream, keys, days[:, None], np.arange(4)[:, None, None])
+                happens, first, length, size = _day_span_draws(h, ss.store, rate, hours, factor)
+                for d, c in zip(*np.nonzero(happens), strict=True):  # a loop over events (1 %), not readings
+                    lo, hi = np.searchsorted(local_day, days[d], "left"), np.searchsorted(local_day, days[d], "right")
+                    span = local_hour[lo:hi]
+                    inside = lo + np.nonzero((span >= first[d, c]) & (span < first[d, c] + length[d, c]))[0]
+                    out[inside, c] *= size[d, c]
+        return out
+
+    def _day_off(self, ss: StoreSim, local_day: np.ndarray) -> np.ndarray:
+        """Whether the store stays closed all day (a holiday, a strike), by local day."""
+        rate = self.model.day_off_rate
+        if rate <= 0:
+            return np.zeros(len(local_day), bool)
+        return uniform(hash_keys(self.seed, Stream.STORE_DAY_OFF, ss.key, local_day)) < rate
 
     def failures(self, ss: StoreSim, doors: list[DoorSensor], h0: int, h1: int) -> list[tuple[int, int, int]]:
         """Failure intervals (door column, start, end) of some doors that overlap [h0, h1), merged."""
@@ -204,21 +236,36 @@ class DoorSimulator:
         failed = np.zeros((n_h, n_d), bool)
         if n_h == 0:
             empty = np.zeros(0)
-            return Grid(hours, empty.astype(bool), empty.astype(np.int64), empty, counts, anomaly, failed, [])
+            flag = empty.astype(bool)
+            return Grid(hours, flag, empty.astype(np.int64), empty, flag, counts.copy(), counts, anomaly, failed, [])
         local_day, local_hour, weekday = local_calendar(ss.store.timezone, hours)
-        is_open = self._open_weekday[weekday] & (local_hour >= m.open_hour) & (local_hour < m.close_hour)
+        st = ss.store
+        is_open = ss.open_weekday[weekday] & (local_hour >= st.open_hour) & (local_hour < st.close_hour)
         surge = self._surge(ss, local_day, local_hour, is_open)
+        day_off = self._day_off(ss, local_day) & is_open
+        burst = self._bursts(ss, doors, local_day, local_hour)
+        burst[~is_open] = 1.0
 
         rows = np.nonzero(is_open)[0]
         if len(rows):
-            typical = (self._level(ss, hours[rows]) * self._weekday_factor[weekday[rows]])[:, None] * (
-                self._hour_factor[local_hour[rows]][:, None] * np.array([d.weight for d in doors])[None, :]
+            typical = (self._level(ss, hours[rows]) * ss.weekday_factor[weekday[rows]])[:, None] * (
+                ss.hour_factor[local_hour[rows]][:, None] * np.array([d.weight for d in doors])[None, :]
             )
             keys = np.array([d.key for d in doors], np.uint64)[None, :]
-            noise = 1.0 + m.noise_cv * normal(hash_keys(self.seed, Stream.DOOR_NOISE, keys, hours[rows, None]))
+            noise_h = hash_keys(self.seed, Stream.DOOR_NOISE, keys, hours[rows, None])
+            noise_z = normal(noise_h)
             is_anomaly = uniform(hash_keys(self.seed, Stream.DOOR_ANOMALY, keys, hours[rows, None])) < m.anomaly_rate
+            is_anomaly &= ~day_off[rows, None]
             expected = np.where(is_anomaly, typical * m.anomaly_factor, typical * surge[rows, None])
-            counts[rows] = np.rint(np.maximum(expected * noise, 0.0))
+            if m.burst_day_rate > 0 or m.dip_day_rate > 0:
+                expected = expected * burst[rows]
+            expected = np.where(day_off[rows, None], 0.0, expected)
+            if m.noise == "normal":  # the original: rint(expected x (1 + cv N(0, 1)))
+                counts[rows] = np.rint(np.maximum(expected * (1.0 + m.noise_cv * noise_z), 0.0))
+            else:  # gamma-Poisson: a factor per door-hour and one per store-day, each of mean 1
+                day_z = normal(hash_keys(self.seed, Stream.STORE_DAY, ss.key, local_day[rows]))
+                rate = expected * gamma_factor(noise_z, st.dispersion) * gamma_factor(day_z, st.day_dispersion)[:, None]
+                counts[rows] = poisson(rehash(noise_h, Stream.DOOR_COUNT), rate)
             anomaly[rows] = is_anomaly
 
         failures = self.failures(ss, doors, h0, h1)
@@ -226,7 +273,7 @@ class DoorSimulator:
             failed[max(s, hours[0]) - hours[0] : min(e, h1) - hours[0], col] = True
         counts[failed] = np.nan
         anomaly &= ~failed
-        return Grid(hours, is_open, local_day, surge, counts, anomaly, failed, failures)
+        return Grid(hours, is_open, local_day, surge, day_off, burst, counts, anomaly, failed, failures)
 
     # -- readings ------------------------------------------------------------------------
 
@@ -315,23 +362,63 @@ class DoorSimulator:
                 if start < h1 and start + ramp > h0:
                     add(name, start, start + ramp, "expansion", "info", name, None, gain)
             surges: list[tuple[int, int, float]] = []
+            days_off: list[tuple[int, int, float]] = []
+            bursts: list[list[tuple[int, int, float]]] = [[] for _ in ss.doors]
             for c0 in range(h0, h1, chunk_hours):
                 g = self.grid(ss, c0, min(c0 + chunk_hours, h1), list(ss.doors))
                 for r, c in zip(*np.nonzero(g.anomaly), strict=True):
                     hour = int(g.hours[r])
                     add(f"{name}/{c}", hour, hour + 1, "anomaly", "low", name, int(c), self.model.anomaly_factor)
-                _extend_runs(surges, g.hours, g.surge)
+                _extend_runs(surges, g.hours, g.surge, g.surge > 1.0)
+                _extend_runs(days_off, g.hours, np.zeros(len(g.hours)), g.day_off)
+                for c, runs in enumerate(bursts):  # a loop over doors, not readings
+                    seen = (g.burst[:, c] != 1.0) & ~g.failed[:, c] & ~g.day_off
+                    _extend_runs(runs, g.hours, g.burst[:, c], seen)
             for s, e, factor in surges:
                 add(name, s, e, "surge", "high", name, None, factor)
+            for s, e, _ in days_off:
+                add(name, s, e, "day_off", "low", name, None, 0.0)
+            for c, runs in enumerate(bursts):
+                for s, e, factor in runs:
+                    kind, level = ("burst", "high") if factor > 1.0 else ("dip", "low")
+                    add(f"{name}/{c}", s, e, kind, level, name, c, factor)
         return events_table(cols)
 
 
-def _extend_runs(runs: list[tuple[int, int, float]], hours: np.ndarray, surge: np.ndarray) -> None:
-    """Append maximal runs of consecutive hours with the same surge multiplier > 1."""
-    idx = np.nonzero(surge > 1.0)[0]
-    for i in idx.tolist():
-        hour, factor = int(hours[i]), float(surge[i])
-        if runs and runs[-1][1] == hour and runs[-1][2] == factor:
-            runs[-1] = (runs[-1][0], hour + 1, factor)
+def _extend_runs(runs: list[tuple[int, int, float]], hours: np.ndarray, value: np.ndarray, where: np.ndarray) -> None:
+    """Append maximal runs of consecutive hours (where true) with the same value; a run continues
+    one from the previous chunk."""
+    for i in np.nonzero(where)[0].tolist():
+        hour, v = int(hours[i]), float(value[i])
+        if runs and runs[-1][1] == hour and runs[-1][2] == v:
+            runs[-1] = (runs[-1][0], hour + 1, v)
         else:
-            runs.append((hour, hour + 1, factor))
+            runs.append((hour, hour + 1, v))
+
+
+def _profile(values: tuple[float, ...], n: int) -> np.ndarray:
+    """A profile normalised to mean 1, resampled to n points when the store's hours or days differ."""
+    v = np.array(values, np.float64)
+    if len(v) != n:
+        v = np.interp(np.linspace(0, len(v) - 1, n), np.arange(len(v)), v) if n > 1 else v[:1] * 0 + 1
+    return v / np.mean(v)
+
+
+def _day_span_draws(
+    h: np.ndarray, store: Store, rate: float, hours: tuple[int, int], size: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A day's span within the store's opening hours, from h[0..3]: whether it happens, its first
+    local hour, its length, its size."""
+    lo_h, hi_h = hours
+    span = store.close_hour - store.open_hour
+    length = np.minimum(lo_h + (uniform(h[1]) * (hi_h - lo_h + 1)).astype(np.int64), span)
+    first = store.open_hour + (uniform(h[2]) * (span - length + 1)).astype(np.int64)
+    return uniform(h[0]) < rate, first, length, between(uniform(h[3]), size)
+
+
+def _day_spans(
+    h: np.ndarray, store: Store, local_hour: np.ndarray, rate: float, hours: tuple[int, int], size: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each hour is in its day's span (h drawn per hour), and the span's size."""
+    happens, first, length, factor = _day_span_draws(h, store, rate, hours, size)
+    return happens & (local_hour >= first) & (local_hour < first + length), factor

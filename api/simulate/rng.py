@@ -38,6 +38,13 @@ def hash_keys(*keys: int | np.ndarray) -> np.ndarray:
     return h
 
 
+def rehash(h: np.ndarray, stream: int) -> np.ndarray:
+    """A second independent hash at the same coordinates, for another purpose: one mix instead
+    of hashing every key again."""
+    with np.errstate(over="ignore"):
+        return _mix(h ^ (np.uint64(stream) * _GOLDEN + _GOLDEN))
+
+
 def uniform(h: np.ndarray) -> np.ndarray:
     """Floats in [0, 1) from the top 53 bits."""
     return (h >> _S11).astype(np.float64) * (1.0 / 9007199254740992.0)
@@ -55,6 +62,42 @@ def normal(h: np.ndarray) -> np.ndarray:
     """Standard normal draws (Box-Muller on the two halves of each hash)."""
     u1, u2 = uniform_pair(h)
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(_TWO_PI * u2)
+
+
+def gamma_factor(z: np.ndarray, variance: float) -> np.ndarray:
+    """Gamma draws of mean 1 and the given variance from standard normals (Wilson-Hilferty:
+    Gamma(k) ~ k (1 - 1/(9k) + z / (3 sqrt k))^3, k = 1 / variance; good for k above 1)."""
+    if variance <= 0:
+        return np.ones_like(z)
+    k = 1.0 / variance
+    return np.maximum(1.0 - 1.0 / (9.0 * k) + z / (3.0 * np.sqrt(k)), 0.0) ** 3
+
+
+_POISSON_NORMAL_FROM = 20.0  # above this mean, Cornish-Fisher's normal expansion is within a count
+
+
+def poisson(h: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Poisson counts of means lam, one hash each: the inverse CDF of uniform(h) for small means
+    (a loop over counts, never over elements), the Cornish-Fisher expansion of normal(h) above."""
+    lam = np.asarray(lam, np.float64)
+    h = np.broadcast_to(h, lam.shape)
+    out = np.zeros(lam.shape)
+    big = lam > _POISSON_NORMAL_FROM
+    z = normal(h[big])
+    out[big] = np.maximum(np.floor(lam[big] + np.sqrt(lam[big]) * z + (z * z - 1.0) / 6.0 + 0.5), 0.0)
+    small = np.nonzero(~big & (lam > 0))
+    mean, u = lam[small], uniform(h[small])
+    k = np.zeros(mean.shape)
+    p = np.exp(-mean)
+    cdf = p.copy()
+    active = np.nonzero(u > cdf)[0]
+    while active.size and k[active[0]] < 200:  # 200: far past any mean of 20 (rounding cannot stall it)
+        k[active] += 1.0
+        p[active] *= mean[active] / k[active]
+        cdf[active] += p[active]
+        active = active[u[active] > cdf[active]]
+    out[small] = k
+    return out
 
 
 def between(u: np.ndarray | float, bounds: tuple[float, float]) -> np.ndarray:
@@ -83,3 +126,8 @@ class Stream:
     ROBOT_NOISE = 12
     ROBOT_BLOCK = 13
     ROBOT_WEAR = 14
+    DOOR_COUNT = 15
+    DOOR_BURST = 16
+    DOOR_DIP = 17
+    STORE_DAY = 18
+    STORE_DAY_OFF = 19

@@ -1,93 +1,254 @@
--- door_anomalies: hours and days whose visits leave their weekday(-hour) baseline by more
--- than $anomaly_k robust sigmas (median and MAD of the previous $anomaly_weeks weeks) and
--- by at least $anomaly_min_change of the median. Failed, partial and incomplete readings
--- are neither judged nor part of a baseline.
+-- door_anomalies: hours and days whose visits are improbable under a count model of their
+-- weekday(-hour) history. The baseline is the trimmed mean of the same weekday and hour over
+-- the previous $anomaly_weeks weeks; the variance of a sum of M expected visits is
+-- (phi M + a M^2) (1 + 1/n): phi the hours' variance-to-mean ratio pooled over the day's
+-- slots (1 = Poisson), a the day-to-day dispersion from the same weekday's whole days (robust
+-- MAD), n the weeks of history. An hour is judged on trailing windows of 1, 2 and 4 hours of
+-- its local day; a window scores by the Wilson-Hilferty normal equivalent of its Poisson tail
+-- probability at that variance, and counts only when it moved by $anomaly_min_change and
+-- $anomaly_min_visits and the hour itself moved the same way by $anomaly_min_change. A
+-- flagged hour beyond $anomaly_z (the false-alarm budget, see TransformParams) joins the run
+-- of flagged hours before it on the same local day into one event (event_id). Failed,
+-- partial and incomplete readings are neither judged nor part of a baseline.
 WITH judged_weekdays AS (
-    -- Only the run's own dates are written, and a baseline looks at the same weekday only: the
-    -- other weekdays' rows are left out before the windows (an hourly increment then computes
-    -- 2 weekdays' windows, not 7; a full run, all of them).
+    -- Only the run's own dates are written, and every window looks at the same weekday or the
+    -- same local day only: the other weekdays' rows are left out before the windows (an hourly
+    -- increment then computes 2 weekdays' windows, not 7; a full run, all of them).
     SELECT DISTINCT weekday FROM door_daily_sensor WHERE local_date >= $first_date
 ),
 
-hourly_sensor AS (
-    SELECT
-        'hour' AS resolution, 'sensor' AS grain, store, sensor_id, ts, local_date, local_hour, visits,
-        median(visits) OVER w AS baseline,
-        1.4826 * mad(visits) OVER w AS spread,
-        count(visits) OVER w AS periods
+hourly AS (
+    -- Doors and store totals side by side: one scoring for both grains.
+    SELECT 'sensor' AS grain, store, sensor_id, ts, local_date, local_hour, weekday, visits
     FROM door_hourly_sensor
     WHERE weekday IN (SELECT weekday FROM judged_weekdays)
-    WINDOW w AS (
-        PARTITION BY store, sensor_id, weekday, local_hour ORDER BY local_date
-        RANGE BETWEEN to_days(7 * $anomaly_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
-    )
-),
-
-hourly_store AS (
-    SELECT
-        'hour' AS resolution, 'store' AS grain, store, NULL AS sensor_id, ts, local_date, local_hour,
-        CASE WHEN NOT incomplete THEN visits END AS visits,
-        median(CASE WHEN NOT incomplete THEN visits END) OVER w AS baseline,
-        1.4826 * mad(CASE WHEN NOT incomplete THEN visits END) OVER w AS spread,
-        count(CASE WHEN NOT incomplete THEN visits END) OVER w AS periods
+    UNION ALL
+    -- sensor_id -1 stands for the store (joins on NULL never match); final turns it back to NULL.
+    SELECT 'store', store, -1, ts, local_date, local_hour, weekday, CASE WHEN NOT incomplete THEN visits END
     FROM door_hourly_store
     WHERE weekday IN (SELECT weekday FROM judged_weekdays)
-    WINDOW w AS (
-        PARTITION BY store, weekday, local_hour ORDER BY local_date
-        RANGE BETWEEN to_days(7 * $anomaly_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
-    )
 ),
 
-daily_sensor AS (
-    SELECT
-        'day' AS resolution, 'sensor' AS grain, store, sensor_id,
-        timezone(s.timezone, CAST(local_date AS TIMESTAMP)) AS ts, local_date, NULL AS local_hour,
-        CASE WHEN NOT partial AND NOT incomplete THEN visits END AS visits,
-        median(CASE WHEN NOT partial AND NOT incomplete THEN visits END) OVER w AS baseline,
-        1.4826 * mad(CASE WHEN NOT partial AND NOT incomplete THEN visits END) OVER w AS spread,
-        count(CASE WHEN NOT partial AND NOT incomplete THEN visits END) OVER w AS periods
-    FROM door_daily_sensor
-    JOIN stores AS s ON s.name = store
-    WHERE weekday IN (SELECT weekday FROM judged_weekdays)
-    WINDOW w AS (
-        PARTITION BY store, sensor_id, weekday ORDER BY local_date
-        RANGE BETWEEN to_days(7 * $anomaly_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
-    )
-),
-
-daily_store AS (
-    SELECT
-        'day' AS resolution, 'store' AS grain, store, NULL AS sensor_id,
-        timezone(s.timezone, CAST(local_date AS TIMESTAMP)) AS ts, local_date, NULL AS local_hour,
-        CASE WHEN NOT partial AND NOT incomplete THEN visits END AS visits,
-        median(CASE WHEN NOT partial AND NOT incomplete THEN visits END) OVER w AS baseline,
-        1.4826 * mad(CASE WHEN NOT partial AND NOT incomplete THEN visits END) OVER w AS spread,
-        count(CASE WHEN NOT partial AND NOT incomplete THEN visits END) OVER w AS periods
-    FROM door_daily_store
-    JOIN stores AS s ON s.name = store
-    WHERE weekday IN (SELECT weekday FROM judged_weekdays)
-    WINDOW w AS (
-        PARTITION BY store, weekday ORDER BY local_date
-        RANGE BETWEEN to_days(7 * $anomaly_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
-    )
-),
-
-candidates AS (
-    SELECT * FROM hourly_sensor
-    UNION ALL SELECT * FROM hourly_store
-    UNION ALL SELECT * FROM daily_sensor
-    UNION ALL SELECT * FROM daily_store
-),
-
-scored AS (
+hour_history AS (
     SELECT
         *,
-        -- A MAD of a few values can be near 0 by chance: floor the scale at 5 % of the
-        -- baseline (the counters' noise is 15 %) and one visit.
-        (visits - baseline) / greatest(spread, 0.05 * baseline, 1.0) AS score,
-        visits / baseline - 1 AS change
-    FROM candidates
-    WHERE visits IS NOT NULL AND baseline > 0 AND periods >= 3
+        count(visits) OVER w AS periods,
+        sum(visits) OVER w AS total,
+        max(visits) OVER w AS highest,
+        min(visits) OVER w AS lowest,
+        sum(visits * visits) OVER w AS total_squares,
+        var_samp(visits) OVER w AS plain_var
+    FROM hourly
+    WINDOW w AS (
+        PARTITION BY grain, store, sensor_id, weekday, local_hour ORDER BY local_date
+        RANGE BETWEEN to_days(7 * $anomaly_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
+    )
+),
+
+hour_baselines AS (
+    SELECT
+        *,
+        -- Trimmed: one past burst or closed day per slot does not move the baseline.
+        CASE
+            WHEN periods >= 5 THEN (total - highest - lowest) / (periods - 2)
+            WHEN periods > 0 THEN total / periods
+        END AS baseline,
+        -- The variance of the trimmed values too, over what trimming 1 of n at each end leaves of
+        -- a normal's variance (0.36, 0.41, 0.45, 0.48 for n = 5 .. 8, simulated; beyond, towards 1).
+        CASE
+            WHEN periods >= 5 THEN
+                ((total_squares - highest * highest - lowest * lowest)
+                 - (total - highest - lowest) * (total - highest - lowest) / (periods - 2)) / (periods - 3)
+                / CASE periods WHEN 5 THEN 0.36 WHEN 6 THEN 0.41 WHEN 7 THEN 0.45 WHEN 8 THEN 0.48
+                    ELSE 1.0 - 4.2 / periods END
+            ELSE plain_var
+        END AS slot_var,
+        visits IS NOT NULL AND periods >= $anomaly_min_periods AS judged
+    FROM hour_history
+),
+
+hour_dispersion AS (
+    -- b: a slot's variance over 8 weeks is m + b m^2 (b = 0: Poisson), pooled over the day's slots
+    -- (a slot's own 8 values are too few); s2 = the sum of m^2 over the day, for the days' a below.
+    SELECT
+        grain, store, sensor_id, local_date,
+        greatest(0.0, sum(slot_var - baseline) / sum(baseline * baseline)) AS b,
+        sum(baseline * baseline) AS s2
+    FROM hour_baselines
+    WHERE periods >= 2 AND baseline > 0
+    GROUP BY grain, store, sensor_id, local_date
+),
+
+days AS (
+    SELECT 'sensor' AS grain, store, sensor_id, local_date, weekday,
+           CASE WHEN NOT partial AND NOT incomplete THEN visits END AS visits
+    FROM door_daily_sensor
+    WHERE weekday IN (SELECT weekday FROM judged_weekdays)
+    UNION ALL
+    SELECT 'store', store, -1, local_date, weekday, CASE WHEN NOT partial AND NOT incomplete THEN visits END
+    FROM door_daily_store
+    WHERE weekday IN (SELECT weekday FROM judged_weekdays)
+),
+
+day_history AS (
+    SELECT
+        *,
+        count(visits) OVER w AS periods,
+        sum(visits) OVER w AS total,
+        max(visits) OVER w AS highest,
+        min(visits) OVER w AS lowest,
+        -- Robust: a past closed day or burst does not inflate the day-to-day spread.
+        1.4826 * mad(visits) OVER w AS spread
+    FROM days
+    WINDOW w AS (
+        PARTITION BY grain, store, sensor_id, weekday ORDER BY local_date
+        RANGE BETWEEN to_days(7 * $anomaly_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
+    )
+),
+
+day_model AS (
+    SELECT
+        d.*,
+        CASE
+            WHEN d.periods >= 5 THEN (d.total - d.highest - d.lowest) / (d.periods - 2)
+            WHEN d.periods > 0 THEN d.total / d.periods
+        END AS baseline,
+        coalesce(h.b, 0.0) AS b,
+        coalesce(h.s2, 0.0) AS s2
+    FROM day_history AS d
+    LEFT JOIN hour_dispersion AS h USING (grain, store, sensor_id, local_date)
+),
+
+day_dispersion AS (
+    -- a: the part of b shared by a day's hours (weather, a holiday season: one factor for the
+    -- day), from the days' robust spread: Var(day) = M + (b - a) s2 + a M^2. What is not shared
+    -- is independent from hour to hour.
+    SELECT
+        *,
+        CASE WHEN baseline * baseline > s2 THEN
+            least(b, greatest(0.0, (spread * spread - baseline - b * s2) / (baseline * baseline - s2)))
+        ELSE 0.0 END AS dispersion
+    FROM day_model
+),
+
+hour_windows AS (
+    SELECT
+        h.*,
+        coalesce(p.b, 0.0) AS b,
+        coalesce(d.dispersion, 0.0) AS dispersion,
+        sum(CASE WHEN h.judged THEN h.baseline * h.baseline END) OVER w2 AS squares_2,
+        sum(CASE WHEN h.judged THEN h.baseline * h.baseline END) OVER w4 AS squares_4,
+        sum(CASE WHEN h.judged THEN h.visits END) OVER w2 AS visits_2,
+        sum(CASE WHEN h.judged THEN h.baseline END) OVER w2 AS baseline_2,
+        sum(CASE WHEN h.judged THEN h.visits END) OVER w4 AS visits_4,
+        sum(CASE WHEN h.judged THEN h.baseline END) OVER w4 AS baseline_4
+    FROM hour_baselines AS h
+    LEFT JOIN hour_dispersion AS p USING (grain, store, sensor_id, local_date)
+    LEFT JOIN (SELECT grain, store, sensor_id, local_date, dispersion FROM day_dispersion) AS d
+        USING (grain, store, sensor_id, local_date)
+    WINDOW
+        w2 AS (
+            PARTITION BY h.grain, h.store, h.sensor_id, h.local_date ORDER BY h.ts
+            RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND CURRENT ROW
+        ),
+        w4 AS (
+            PARTITION BY h.grain, h.store, h.sensor_id, h.local_date ORDER BY h.ts
+            RANGE BETWEEN INTERVAL 3 HOUR PRECEDING AND CURRENT ROW
+        )
+),
+
+hour_tests AS (
+    -- One row per hour and window: x visits against m expected, at variance v.
+    SELECT
+        'hour' AS resolution, grain, store, sensor_id, ts, local_date, local_hour, visits, baseline, periods,
+        -- Var(window) = m + (b - a) sum(m_h^2) + a m^2: the day's shared part a, the rest hour by hour.
+        window_hours, x, m, (m + (b - dispersion) * squares + dispersion * m * m) * (1.0 + 1.0 / periods) AS v,
+        -- The hour itself moved the window's way (a window's old excess does not flag a later hour).
+        abs(visits / baseline - 1.0) >= $anomaly_min_change AND sign(visits - baseline) = sign(x - m) AS own_moved
+    FROM (
+        SELECT *, UNNEST([1, 2, 4]) AS window_hours,
+               UNNEST([visits, visits_2, visits_4]) AS x,
+               UNNEST([baseline, baseline_2, baseline_4]) AS m,
+               UNNEST([baseline * baseline, squares_2, squares_4]) AS squares
+        FROM hour_windows
+        WHERE judged AND baseline > 0
+    )
+),
+
+day_tests AS (
+    SELECT
+        'day' AS resolution, grain, store, sensor_id,
+        timezone(s.timezone, CAST(local_date AS TIMESTAMP)) AS ts, local_date, NULL AS local_hour,
+        visits, baseline, periods, NULL AS window_hours, visits AS x, baseline AS m,
+        -- A day's variance: the model's, or the days' own robust spread when larger.
+        greatest(baseline + (b - dispersion) * s2 + dispersion * baseline * baseline, spread * spread)
+            * (1.0 + 1.0 / periods) AS v,
+        TRUE AS own_moved
+    FROM day_dispersion
+    JOIN stores AS s ON s.name = store
+    WHERE visits IS NOT NULL AND baseline > 0 AND periods >= $anomaly_min_periods
+),
+
+tests AS (
+    SELECT
+        *,
+        -- As a negative binomial of mean m and variance v: r = 1 / a, a = (v - m) / m^2.
+        2.0 / greatest((v - m) / (m * m), 1e-9) AS d2,
+        CASE WHEN x > m THEN 2.0 * x ELSE 2.0 * (x + 1) END AS d1,
+        CASE WHEN x > m THEN m / x ELSE m / (x + 1) END AS f
+    FROM (SELECT * FROM hour_tests UNION ALL SELECT * FROM day_tests)
+),
+
+scores AS (
+    -- A negative binomial's tails are an F distribution's: P(X >= x) = P(F(2x, 2r) <= m / x),
+    -- P(X <= x) = 1 - P(F(2x + 2, 2r) <= m / (x + 1)); Paulson's normal approximation of F gives
+    -- the tail as a normal quantile z (Wilson-Hilferty's for Poisson as r grows). The score is
+    -- signed: positive for improbably many visits, negative for improbably few.
+    SELECT
+        *,
+        CASE WHEN x > m THEN greatest(0.0, -z) ELSE -greatest(0.0, z) END AS z_signed
+    FROM (
+        SELECT
+            *,
+            ((1.0 - 2.0 / (9.0 * d2)) * pow(f, 1.0 / 3.0) - (1.0 - 2.0 / (9.0 * d1)))
+            / sqrt(2.0 / (9.0 * d2) * pow(f, 2.0 / 3.0) + 2.0 / (9.0 * d1)) AS z
+        FROM tests
+    )
+),
+
+best AS (
+    -- The most improbable window of each hour that moved enough (the shortest on a tie).
+    SELECT
+        resolution, grain, store, sensor_id, ts, local_date, local_hour, visits, baseline, periods,
+        arg_max(z_signed, abs(z_signed) - 1e-6 * coalesce(window_hours, 0)) AS score,
+        arg_max(window_hours, abs(z_signed) - 1e-6 * coalesce(window_hours, 0)) AS window_hours,
+        arg_max(x, abs(z_signed) - 1e-6 * coalesce(window_hours, 0)) AS window_visits,
+        arg_max(m, abs(z_signed) - 1e-6 * coalesce(window_hours, 0)) AS window_baseline
+    FROM scores
+    WHERE own_moved AND abs(x / m - 1.0) >= $anomaly_min_change AND abs(x - m) >= $anomaly_min_visits
+    GROUP BY resolution, grain, store, sensor_id, ts, local_date, local_hour, visits, baseline, periods
+),
+
+flagged AS (
+    SELECT *, CASE WHEN score < 0 THEN 'low' ELSE 'high' END AS direction
+    FROM best
+    WHERE abs(score) > $anomaly_z
+),
+
+flags AS (
+    -- Runs of consecutive flagged hours of one direction on one local day are one event (a
+    -- day is its own); an event is named by its first hour.
+    SELECT
+        *,
+        min(ts) OVER (PARTITION BY resolution, grain, store, sensor_id, local_date, direction, run) AS event_start
+    FROM (
+        SELECT
+            *,
+            epoch(ts) / 3600 - row_number() OVER (
+                PARTITION BY resolution, grain, store, sensor_id, local_date, direction ORDER BY ts
+            ) AS run
+        FROM flagged
+    )
 ),
 
 final AS (
@@ -95,19 +256,28 @@ final AS (
         resolution,
         grain,
         store,
-        CAST(sensor_id AS INTEGER) AS sensor_id,
+        CAST(CASE WHEN grain = 'sensor' THEN sensor_id END AS INTEGER) AS sensor_id,
         ts,
         local_date,
         CAST(local_hour AS BIGINT) AS local_hour,
         visits,
-        baseline,
-        score,
-        change,
-        CASE WHEN score < 0 THEN 'low' ELSE 'high' END AS direction,
-        CASE WHEN abs(score) > 2 * $anomaly_k THEN 'critical' ELSE 'warning' END AS level,
+        CAST(baseline AS DOUBLE) AS baseline,
+        CAST(score AS DOUBLE) AS score,
+        visits / baseline - 1 AS change,
+        direction,
+        CASE WHEN abs(score) > 2 * $anomaly_z THEN 'critical' ELSE 'warning' END AS level,
+        -- One-sided tail probability of the score (Abramowitz-Stegun 26.2.17, error < 1e-7).
+        exp(-score * score / 2) / sqrt(2 * pi()) * (
+            0.319381530 * t - 0.356563782 * t ^ 2 + 1.781477937 * t ^ 3 - 1.821255978 * t ^ 4 + 1.330274429 * t ^ 5
+        ) AS p_value,
+        concat_ws('/', resolution, grain, store, CASE WHEN grain = 'sensor' THEN CAST(sensor_id AS VARCHAR) ELSE '*' END,
+                  strftime(event_start, '%Y-%m-%dT%H:%MZ')) AS event_id,
+        CAST(window_hours AS INTEGER) AS window_hours,
+        CAST(window_visits AS DOUBLE) AS window_visits,
+        CAST(window_baseline AS DOUBLE) AS window_baseline,
+        CAST(periods AS INTEGER) AS periods,
         local_date AS part_date
-    FROM scored
-    WHERE abs(score) > $anomaly_k AND abs(change) >= $anomaly_min_change
+    FROM (SELECT *, 1.0 / (1.0 + 0.2316419 * abs(score)) AS t FROM flags)
 )
 
 SELECT * FROM final

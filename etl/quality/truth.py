@@ -27,7 +27,12 @@ ETL_SQL = Path(__file__).parent.parent / "sql"
 EVENT_CHUNK = dt.timedelta(days=30)  # one /v1/events request per month: well inside the API's row cap
 # what each lake detector's verdicts depend on: its SQL (and the marts it reads) and the transform's knobs
 DETECTOR_SQL = {
-    "door_anomalies": ("door_hourly_sensor.sql", "door_anomalies.sql"),
+    "door_anomalies": (
+        "door_hourly_sensor.sql",
+        "door_hourly_store.sql",
+        "door_daily_sensor.sql",
+        "door_anomalies.sql",
+    ),
     "robot_alerts": ("robot_fits.sql", "robot_alerts.sql"),
     "robot_incidents": ("robot_fits.sql", "robot_alerts.sql", "robot_incidents.sql"),
 }
@@ -65,7 +70,8 @@ def _query(sql_file: str, tables: dict[str, object], params: dict) -> pd.DataFra
 
 def door_points(lake: Lake, events: pa.Table, params: TransformParams) -> pd.DataFrame:
     tables = {"hours": mart(lake, "door_hourly_sensor"), "flags": mart(lake, "door_anomalies"), "events": events}
-    return _query("door_points.sql", tables, {"anomaly_weeks": params.anomaly_weeks})
+    knobs = {"anomaly_weeks": params.anomaly_weeks, "anomaly_min_periods": params.anomaly_min_periods}
+    return _query("door_points.sql", tables, knobs)
 
 
 def robot_points(lake: Lake, events: pa.Table) -> pd.DataFrame:

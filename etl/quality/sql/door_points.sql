@@ -1,13 +1,17 @@
--- door_points: every door-hour that door_anomalies judges (visits, a positive baseline of at
--- least 3 earlier same weekday-hours, as its `scored` step requires), labelled by the
--- simulator's events (an injected `anomaly` of that door or a store-wide `surge` covers the
--- hour) and alarmed when door_anomalies flagged that door's hour (either direction).
+-- door_points: every door-hour that door_anomalies judges (visits, at least $anomaly_min_periods
+-- earlier same weekday-hours within $anomaly_weeks weeks, a positive trimmed baseline, as its
+-- `hour_tests` require), labelled by the simulator's events (an injected `anomaly`, `burst` or
+-- `dip` of that door, or a store-wide `surge` or `day_off`, covers the hour: bench/quality.py's
+-- targets; failures are not this detector's) and alarmed when door_anomalies flagged that door's
+-- hour (either direction).
 -- Tables: hours (door_hourly_sensor), flags (door_anomalies), events (/v1/events?kind=doors).
-WITH judged AS (
+WITH history AS (
     SELECT
         ts, store, sensor_id, weekday, local_hour, visits,
-        median(visits) OVER w AS baseline,
-        count(visits) OVER w AS periods
+        count(visits) OVER w AS periods,
+        sum(visits) OVER w AS total,
+        max(visits) OVER w AS highest,
+        min(visits) OVER w AS lowest
     FROM hours
     WINDOW w AS (
         PARTITION BY store, sensor_id, weekday, local_hour ORDER BY local_date
@@ -15,11 +19,22 @@ WITH judged AS (
     )
 ),
 
+judged AS (
+    SELECT
+        *,
+        -- door_anomalies' trimmed baseline
+        CASE
+            WHEN periods >= 5 THEN (total - highest - lowest) / (periods - 2)
+            WHEN periods > 0 THEN total / periods
+        END AS baseline
+    FROM history
+),
+
 labelled AS (
     SELECT DISTINCT j.store, j.sensor_id, j.ts
     FROM judged AS j
     JOIN events AS e
-        ON e.type IN ('anomaly', 'surge') AND e.store = j.store
+        ON e.type IN ('anomaly', 'burst', 'dip', 'surge', 'day_off') AND e.store = j.store
         AND (e.sensor_id IS NULL OR e.sensor_id = j.sensor_id)
         AND e.start < j.ts + INTERVAL 1 HOUR AND e."end" > j.ts
 ),
@@ -43,5 +58,5 @@ SELECT
 FROM judged AS j
 LEFT JOIN labelled AS l USING (store, sensor_id, ts)
 LEFT JOIN alarmed AS a USING (store, sensor_id, ts)
-WHERE j.visits IS NOT NULL AND j.baseline > 0 AND j.periods >= 3
+WHERE j.visits IS NOT NULL AND j.baseline > 0 AND j.periods >= $anomaly_min_periods
 ORDER BY series, j.ts

@@ -19,6 +19,7 @@ class DashboardSettings:
     airflow_url: str = ""  # DASHBOARD_AIRFLOW_URL: Airflow's api-server (e.g. http://127.0.0.1:8080); unset: none
     airflow_user: str = ""  # DASHBOARD_AIRFLOW_USER: a user of the simple auth manager
     airflow_password: str = ""  # DASHBOARD_AIRFLOW_PASSWORD (or _PASSWORD_FILE): its password (never shown)
+    ops_db: str = ""  # DASHBOARD_OPS_DB (else ETL_OPS_DB): the alarms' database URL; unset: the lake's SQLite
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> DashboardSettings:
@@ -38,6 +39,7 @@ class DashboardSettings:
             airflow_url=env.get("DASHBOARD_AIRFLOW_URL", "").strip().rstrip("/"),
             airflow_user=env.get("DASHBOARD_AIRFLOW_USER", "").strip(),
             airflow_password=env.get("DASHBOARD_AIRFLOW_PASSWORD", "") or password_from_file(env),
+            ops_db=(env.get("DASHBOARD_OPS_DB", "") or env.get("ETL_OPS_DB", "")).strip(),
         )
 
 

@@ -1,5 +1,5 @@
-"""The ETL command line: `python -m etl pull | status | transform | snapshot | import-csv | sites | quality | models`
-(each with --help).
+"""The ETL command line: `python -m etl pull | status | transform | snapshot | import-csv | sites | alarms`
+and `quality | models` (each with --help).
 
 Exit codes: 0 done; 1 the run failed (API unreachable after retries, lake locked);
 2 bad input (arguments, dates, a CSV that cannot be read). Failures print one line.
@@ -61,6 +61,8 @@ def build_parser(settings: EtlSettings) -> argparse.ArgumentParser:
     i.add_argument("--store", help="store for every row, when the file has no such column")
     i.add_argument("--sensor-id", help="door (sensor_id) for every row, e.g. to load a door's `in` and `out` "
                    "columns as two sensors, one import each")  # fmt: skip
+    i.add_argument("--stage", action="store_true", help="also upsert the validated rows into the operational "
+                   "database's staging_doors / staging_robots (ETL_OPS_DB; default LAKE/_ops/ops.sqlite)")  # fmt: skip
 
     r = commands.add_parser("sites", help="the site registry: stores and robots the lake's readings belong to")
     actions = r.add_subparsers(dest="action", required=True)
@@ -70,6 +72,7 @@ def build_parser(settings: EtlSettings) -> argparse.ArgumentParser:
     show = actions.add_parser("list", help="the registered stores and robots")
     show.add_argument("--lake", default=settings.lake)
     show.add_argument("--json", action="store_true", help="machine-readable output")
+    add_alarms_parser(commands, settings)
     q = commands.add_parser("quality", help="score the detectors against ground truth: marts detector_scores/_slices")
     q.add_argument("--lake", default=settings.lake)
     q.add_argument("--api", default=settings.api_url, help="API whose /v1/events is the lake detectors' ground truth")
@@ -99,6 +102,13 @@ def build_parser(settings: EtlSettings) -> argparse.ArgumentParser:
         else:
             a.add_argument("--json", action="store_true")
     return parser
+
+
+def add_alarms_parser(commands, settings: EtlSettings) -> None:
+    from etl.alarms.cli import add_arguments
+
+    add_arguments(commands.add_parser("alarms", help="list, acknowledge and silence alarms (the operational database)"),
+                  settings)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,19 +150,36 @@ def main(argv: list[str] | None = None) -> int:
             return run_quality(args, settings)
         if args.command == "models":
             return run_models(args)
-        from etl.importcsv import import_csv  # pandas: only this command needs it
+        if args.command == "alarms":
+            from etl.alarms.cli import run_alarms
 
-        given = (("robot_id", args.robot_id), ("store", args.store), ("sensor_id", args.sensor_id))
-        constants = {k: v for k, v in given if v}
-        summary = import_csv(Lake(args.lake), dataset(args.kind), args.file, args.map, settings, constants)
-        print(summary.line())
-        return 0
-    except (ApiError, LakeBusy) as exc:
+            return run_alarms(args, settings)
+        return run_import(args, settings)
+    except (ApiError, LakeBusy, ConnectionError) as exc:  # ConnectionError: the operational database
         return fail(1, str(exc))
     except ValueError as exc:  # CsvImportError too
         return fail(2, str(exc))
     except OSError as exc:
         return fail(1, f"lake {getattr(args, 'lake', '')}: {exc}")
+
+
+def run_import(args: argparse.Namespace, settings: EtlSettings) -> int:
+    from etl.importcsv import import_csv  # pandas: only this command needs it
+
+    given = (("robot_id", args.robot_id), ("store", args.store), ("sensor_id", args.sensor_id))
+    constants = {k: v for k, v in given if v}
+    engine = None
+    if args.stage:
+        from etl.alarms.db import open_db, ops_url
+
+        engine = open_db(ops_url(settings.ops_db, args.lake))
+    try:
+        summary = import_csv(Lake(args.lake), dataset(args.kind), args.file, args.map, settings, constants, engine)
+    finally:
+        if engine is not None:
+            engine.dispose()
+    print(summary.line())
+    return 0
 
 
 def run_pull(args: argparse.Namespace, settings: EtlSettings) -> int:

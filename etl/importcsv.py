@@ -13,6 +13,7 @@ import datetime as dt
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,9 @@ from etl.pull import RunSummary, quarantine, reason_counts, record_run
 from etl.settings import EtlSettings
 from etl.sites import robot_ids
 from etl.validate import validate
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 class CsvImportError(ValueError):
@@ -101,8 +105,15 @@ def unregistered_robots(good: pa.Table, sites: dict) -> list[str]:
 
 
 def import_csv(
-    lake: Lake, data: Dataset, path: Path, mapping: str, settings: EtlSettings, constants: dict[str, str]
+    lake: Lake,
+    data: Dataset,
+    path: Path,
+    mapping: str,
+    settings: EtlSettings,
+    constants: dict[str, str],
+    stage_into: Engine | None = None,
 ) -> RunSummary:
+    """`stage_into`: also upsert the validated rows into the operational database's staging table."""
     began = time.perf_counter()
     summary = RunSummary(data.kind, "import-csv")
     text = read_mapped(path, data, parse_map(mapping), constants)
@@ -117,13 +128,20 @@ def import_csv(
     with lake.lock(settings.lock_timeout, data.kind):
         lake.remove_stale_temporaries(data.kind)
         written = lake.upsert(data, checked.good)
+        if stage_into is not None:
+            from etl.alarms.staging import stage, staging_table
+
+            staged = stage(stage_into, data.kind, checked.good, str(path))
+            summary.notes.append(
+                f"staged {staged:,} rows in {staging_table(data.kind).name} (upserted on sensor and time)"
+            )
         columns = unparsable.column_names
         bad = pa.concat_tables([unparsable, partial.select(columns), checked.bad.select(columns)])
         quarantine(lake, data.kind, bad, name)
         summary.rows, summary.quarantined = checked.good.num_rows, bad.num_rows
         summary.reasons = reason_counts(bad)
         if data.kind == "robots":
-            summary.notes = unregistered_robots(checked.good, sites)
+            summary.notes += unregistered_robots(checked.good, sites)
         summary.partitions = [p.date.isoformat() for p in written]
         summary.watermark = lake.read_state(data.kind).get("watermark")
         if checked.good.num_rows:

@@ -52,12 +52,15 @@ def pull_span(watermark: dt.datetime | None, interval: Span, requested: Span = (
 
 
 def resolve_paths(settings: EtlSettings, base: Path) -> EtlSettings:
-    """Relative lake and snapshot paths are relative to the repository, not to a worker's cwd."""
+    """Relative lake, snapshot and alarm rules paths are relative to the repository, not to a worker's cwd."""
 
     def resolved(location: str) -> str:
-        return location if "://" in location or Path(location).is_absolute() else str(base / location)
+        if not location or "://" in location or Path(location).is_absolute():
+            return location
+        return str(base / location)
 
-    return replace(settings, lake=resolved(settings.lake), snapshot_dir=resolved(settings.snapshot_dir))
+    return replace(settings, lake=resolved(settings.lake), snapshot_dir=resolved(settings.snapshot_dir),
+                   alarm_rules=resolved(settings.alarm_rules))  # fmt: skip
 
 
 def pull_step(settings: EtlSettings, kind: str, interval: Span, requested: Span = (None, None)) -> dict:
@@ -116,5 +119,7 @@ def notify_step(settings: EtlSettings, now: dt.datetime | None = None) -> dict:
     if now is None:
         now = watermark_of(lake.read_state("robots")) or dt.datetime.now(dt.UTC)
     result = notify(lake, settings, now)
-    print(f"notify at {iso(now)}: {result['alerts']} new alerts, sent to {', '.join(result['channels']) or 'the log'}")
+    changes = ", ".join(f"{n} {what}" for what, n in result["changes"].items())
+    print(f"notify at {iso(now)}: {result['conditions']} condition reports, alarms {changes}; "
+          f"{result['alerts']} notifications sent to {', '.join(result['channels']) or 'the log'}")  # fmt: skip
     return result

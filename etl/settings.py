@@ -37,12 +37,15 @@ class EtlSettings:
     lock_timeout: float = 600.0
     snapshot_dir: str = "snapshot"  # where the DAG publishes the dashboard's snapshot: an ignored folder;
     # the committed streamlit_data/ changes only by `python -m etl snapshot --out streamlit_data`
-    alert_window_days: float = 2.0  # ERROR incidents that ended this long before a run are old news
+    alert_window_days: float = 2.0  # a first alarms feed starts this long before its run (older is old news)
     alert_webhook: str = ""  # POST new alerts here as JSON, when set
     smtp_host: str = ""  # e-mail new alerts through this server, when set
     smtp_port: int = 25
     smtp_from: str = "sensor-pipeline@localhost"
     smtp_to: str = ""  # comma-separated recipients
+    ops_db: str = field(default="", repr=False)  # the operational database (alarms, staging): a SQLAlchemy
+    # URL such as postgresql+psycopg://user@host/db; empty: SQLite at LAKE/_ops/ops.sqlite (a local lake)
+    alarm_rules: str = ""  # a TOML or JSON file of per-type alarm rules (docs/alarms.md); empty: the defaults
     min_time: str = "1970-01-01T00:00:00Z"  # the plausible window of data: nothing before this ...
     max_future_days: float = 2.0  # ... nor this many days past the wall clock (a row at 9999-12-31
     # made every transform fail; one at 2200-01-01 made it take 110 s instead of 1)
@@ -75,7 +78,7 @@ class EtlSettings:
         """ETL_API_URL, ETL_API_KEY, ETL_LAKE, ETL_FIRST_PULL_DAYS, ETL_CONNECT_TIMEOUT, ETL_READ_TIMEOUT,
         ETL_RETRIES, ETL_BACKOFF_SECONDS, ETL_BACKOFF_MAX_SECONDS, ETL_PAGE_ROWS, ETL_LOCK_TIMEOUT,
         ETL_SNAPSHOT_DIR, ETL_ALERT_WINDOW_DAYS, ETL_ALERT_WEBHOOK, ETL_SMTP_HOST, ETL_SMTP_PORT,
-        ETL_SMTP_FROM, ETL_SMTP_TO, ETL_MIN_TIME, ETL_MAX_FUTURE_DAYS."""
+        ETL_SMTP_FROM, ETL_SMTP_TO, ETL_OPS_DB, ETL_ALARM_RULES, ETL_MIN_TIME, ETL_MAX_FUTURE_DAYS."""
         env = dict(os.environ if env is None else env)
         values = {}
         for name, spec in cls.__dataclass_fields__.items():

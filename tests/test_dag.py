@@ -82,7 +82,7 @@ class DagParseTest(unittest.TestCase):
 
     def test_the_dag_imports_without_errors(self) -> None:
         self.assertEqual(self.parsed["import_errors"], {})
-        self.assertEqual(self.parsed["dags"], ["sensor_pipeline", "sensor_quality"])  # the daily scores: its own test
+        self.assertEqual(self.parsed["dags"], ["sensor_pipeline", "sensor_quality"])  # sensor_quality: test_quality_dag.py
 
     def test_parsing_touches_no_network_no_database_and_imports_nothing_heavy(self) -> None:
         self.assertEqual(self.parsed["touched"], [])

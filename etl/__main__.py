@@ -1,5 +1,5 @@
 """The ETL command line: `python -m etl pull | status | transform | snapshot | import-csv | sites | alarms
-| stream` (each with --help).
+| stream | quality | models` (each with --help).
 
 Exit codes: 0 done; 1 the run failed (API unreachable after retries, lake locked);
 2 bad input (arguments, dates, a CSV that cannot be read). Failures print one line.
@@ -77,6 +77,34 @@ def build_parser(settings: EtlSettings) -> argparse.ArgumentParser:
     from etl.stream.cli import add_parser as add_stream_parser
 
     add_stream_parser(commands, settings)
+    q = commands.add_parser("quality", help="score the detectors against ground truth: marts detector_scores/_slices")
+    q.add_argument("--lake", default=settings.lake)
+    q.add_argument("--api", default=settings.api_url, help="API whose /v1/events is the lake detectors' ground truth")
+    q.add_argument("--csv", type=Path, action="append", default=[],
+                   help="a labelled SKAB-format CSV (repeatable): score the online detectors on it")  # fmt: skip
+    q.add_argument("--model", action="append", default=[],
+                   help="with --csv: also score a registered model, NAME or NAME@VERSION (repeatable)")  # fmt: skip
+
+    mo = commands.add_parser(
+        "models", help="the model registry (MLflow, SQLite in LAKE/_mlflow): train, list, show, load"
+    )
+    acts = mo.add_subparsers(dest="action", required=True)
+    tr = acts.add_parser("train", help="fit the LightGBM baseline on labelled CSVs, score it time-ordered, register it")
+    tr.add_argument("--csv", type=Path, action="append", required=True, help="a labelled SKAB-format CSV (repeatable)")
+    tr.add_argument("--name", default="skab-lightgbm")
+    tr.add_argument("--lake", default=settings.lake)
+    ls = acts.add_parser("list", help="every version of every registered model")
+    ls.add_argument("--lake", default=settings.lake)
+    ls.add_argument("--json", action="store_true")
+    for action in ("show", "load"):
+        a = acts.add_parser(action, help="a version's parameters, metrics and data version" if action == "show"
+                            else "load a version and check it predicts (with --csv: its alarms there)")  # fmt: skip
+        a.add_argument("model", help="NAME or NAME@VERSION (default: the newest version)")
+        a.add_argument("--lake", default=settings.lake)
+        if action == "load":
+            a.add_argument("--csv", type=Path, help="a CSV with the model's columns to predict on")
+        else:
+            a.add_argument("--json", action="store_true")
     return parser
 
 
@@ -122,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "sites":
             return run_sites(args)
+        if args.command == "quality":
+            return run_quality(args, settings)
+        if args.command == "models":
+            return run_models(args)
         if args.command == "alarms":
             from etl.alarms.cli import run_alarms
 
@@ -172,6 +204,83 @@ def run_pull(args: argparse.Namespace, settings: EtlSettings) -> int:
             print(pull(client, lake, dataset(kind), settings, start, end, Progress()).line())
     finally:
         client.close()
+    return 0
+
+
+def run_quality(args: argparse.Namespace, settings: EtlSettings) -> int:
+    import datetime as dt
+
+    from etl.quality.registry import Registry, RegistryError, parse_ref, store_errors
+    from etl.quality.run import quality
+    from etl.transform import TransformParams
+
+    missing = [str(p) for p in args.csv if not p.is_file()]
+    if missing:
+        return fail(2, f"--csv {', '.join(missing)}: no such file")
+    if args.model and not args.csv:
+        return fail(2, "--model needs --csv: a model is scored on a labelled data set")
+    if not args.csv:
+        existing_lake(args.lake)
+    refs = [parse_ref(text) for text in args.model]
+    try:
+        with store_errors(Path(args.lake) / "_mlflow"):
+            loaded = [Registry(args.lake).load(name, version) for name, version in refs]
+    except RegistryError as exc:
+        return fail(1, str(exc))
+    models = {model.version: model for model in loaded}  # NAME@VERSION: the detector's name in the marts
+    settings = EtlSettings(**{**settings.__dict__, "api_url": args.api, "lake": args.lake})
+    client = None if args.csv else ApiClient(settings, log=lambda line: print(line, file=sys.stderr))
+    try:
+        now = dt.datetime.now(dt.UTC)
+        outcome = quality(Lake(args.lake), client, args.csv, TransformParams(), now, models, settings.lock_timeout)
+    finally:
+        if client:
+            client.close()
+    print(outcome.line())
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from etl.quality.registry import RegistryError, store_errors
+
+    registry_root = Path(args.lake) / "_mlflow"
+    try:
+        with store_errors(registry_root):
+            return models_action(args)
+    except RegistryError as exc:
+        return fail(1, str(exc))
+
+
+def models_action(args: argparse.Namespace) -> int:
+    from etl.quality.registry import Registry, parse_ref
+
+    registry = Registry(args.lake)
+    if args.action == "train":
+        from etl.quality.run import train
+
+        missing = [str(p) for p in args.csv if not p.is_file()]
+        if missing:
+            return fail(2, f"--csv {', '.join(missing)}: no such file")
+        print(f"registered {train(Lake(args.lake), args.csv, args.name).line()}")
+    elif args.action == "list":
+        versions = registry.versions()
+        if args.json:
+            print(json.dumps([v.__dict__ for v in versions], indent=2))
+        else:
+            print("\n".join(v.line() for v in versions) or f"no models registered in {registry.root}")
+    elif args.action == "show":
+        found = registry.show(*parse_ref(args.model))
+        print(json.dumps(found.__dict__, indent=2) if args.json else found.line() + "\n" + json.dumps(
+            {"params": found.params, "metrics": found.metrics}, indent=2))  # fmt: skip
+    else:
+        model = registry.load(*parse_ref(args.model))
+        line = f"loaded {model.version}: {model.booster.num_trees()} trees over {list(model.columns)}"
+        if args.csv:
+            from etl.quality.run import read_labelled
+
+            alarms = model.alarms(read_labelled(args.csv))
+            line += f"; {int(alarms.sum())} alarms in {len(alarms)} rows of {args.csv}"
+        print(line)
     return 0
 
 

@@ -85,6 +85,18 @@ class ApiClient:
 
         return self._get(data.route, {"start": iso(start), "end": iso(end), "format": "arrow"}, parse)
 
+    def events(self, kind: str, start: dt.datetime, end: dt.datetime, schema: pa.Schema) -> pa.Table:
+        """The simulator's injected events (ground truth) of a kind overlapping [start, end)."""
+
+        def parse(body: bytes, headers: dict) -> pa.Table:
+            try:
+                return decode(body, "arrow", schema)
+            except (pa.ArrowInvalid, ValueError, OSError) as exc:
+                raise _Retry(f"undecodable body ({len(body)} bytes): {exc}") from exc
+
+        params = {"kind": kind, "start": iso(start), "end": iso(end), "format": "arrow"}
+        return self._get("/v1/events", params, parse)
+
     def _get(self, path: str, params: dict, parse: Callable[[bytes, dict], T]) -> T:
         """GET with retries on connection errors, timeouts, 429, 5xx and cut-short bodies."""
         attempts = self.settings.retries + 1

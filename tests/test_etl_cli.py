@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 import unittest
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from etl.client import iso
 from tests.support import ApiServer
 from tests.test_etl_pull import run_cli
 
@@ -99,6 +101,12 @@ class CliErrorsTest(unittest.TestCase):
         self.assertEqual(reasons["2024-07-01T11"], "count beyond the int32 range")
         self.assertEqual(reasons["2024-07-01T12"], "sensor_id beyond the int32 range")
         self.assertTrue(reasons["9999-12-31 23"].startswith("ts outside the plausible window"))
+
+    def test_times_go_on_the_wire_with_four_digit_years(self) -> None:
+        # strftime("%Y") wrote the year 1 as "1": `--start 0001-01-01` reached the API as
+        # `1-01-01T00:00:00Z` and came back as an API failure
+        self.assertEqual(iso(dt.datetime(1, 1, 1, tzinfo=dt.UTC)), "0001-01-01T00:00:00Z")
+        self.assertEqual(iso(dt.datetime(2024, 7, 1, 8, 30, 15, 999, tzinfo=dt.UTC)), "2024-07-01T08:30:15Z")
 
     def test_an_unreachable_api_is_a_failed_run(self) -> None:
         self.assert_error(["pull", "--api", "http://127.0.0.1:9", "--lake", self.lake], 1, "GET /health failed after 2")

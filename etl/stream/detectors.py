@@ -48,7 +48,26 @@ def zscore_step(state: None, x: list[float]) -> tuple[float, None]:
     return (max(abs(v - 0.5) for v in x) * 2 if x else 0.0), state
 
 
+def hotelling_init(params: dict, n_features: int) -> dict:
+    """etl/detectors' Hotelling T² (the multivariate recipe of docs/detectors.md), fitted on the
+    readings the job trains on (its own warm-up: 72), so the job's calibration sees real scores."""
+    from etl.detectors import hotelling
+
+    return hotelling.init(hotelling.Params(**{"warmup": 72, "burn": 10, **params}), n_features)
+
+
+def hotelling_step(state: dict, x: list[float]) -> tuple[float, dict]:
+    """T² of the reading; 0 while the detector still fits (the job's calibration starts after)."""
+    import numpy as np
+
+    from etl.detectors import hotelling
+
+    score, state = hotelling.step(state, np.asarray(x, dtype=float))
+    return (0.0 if score != score else float(score)), state  # NaN during the fit
+
+
 DETECTORS = {
     "hst": Detector("hst", hst_init, hst_step),
     "zscore": Detector("zscore", zscore_init, zscore_step),
+    "hotelling": Detector("hotelling", hotelling_init, hotelling_step),
 }

@@ -383,8 +383,9 @@ def owned_prefixes(scopes) -> tuple[str, ...]:
         else:
             prefixes += [f"raw/{scope}/", f"quarantine/{scope}/", f"_state/{scope}.json.tmp-"]
             prefixes.append(f"reference/fleet.json.tmp-{scope}-")  # see write_bytes(owner=...)
-    if set(scopes) >= set(LOCK_SCOPES):
-        prefixes.append("")  # the whole lake
+    # Not the whole lake even with every lock held: writers outside these locks (the streaming job's
+    # alerts, dead letters, scores and state; the operational database; the model registry) may be
+    # writing their own temporary files right now. Theirs go by age only.
     return tuple(prefixes)
 
 

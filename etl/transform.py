@@ -216,7 +216,7 @@ def transform(
     queries = load_queries()
     window = window or EtlSettings().time_window()
     with lake.lock(lock_timeout):
-        lake.remove_stale_temporaries()  # every lock held: a killed run's files, wherever they are
+        lake.remove_stale_temporaries()  # every lock held: a killed run's files in what the locks own, others by age
         state = lake.read_state(STATE_KIND)
         versions, summary.skipped = within_window(raw_versions(lake), window)
         summary.window = window_text(window) if summary.skipped else ""

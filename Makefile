@@ -22,6 +22,10 @@ AIRFLOW_ENV := PATH=$(abspath $(BIN)):$$PATH AIRFLOW_HOME=$(CURDIR)/airflow_home
 AIRFLOW_PASSWORDS := airflow_home/simple_auth_manager_passwords.json.generated
 DASHBOARD_ENV := DASHBOARD_LAKE=$(CURDIR)/lake DASHBOARD_AIRFLOW_URL=http://127.0.0.1:$(AIRFLOW_PORT) \
 	DASHBOARD_AIRFLOW_USER=admin DASHBOARD_AIRFLOW_PASSWORD_FILE=$(CURDIR)/$(AIRFLOW_PASSWORDS)
+# The streaming job on the live robot stream, restarted by its loop if it dies (it resumes from its
+# checkpoint); a first start begins 90 minutes back, so each robot's thresholds are calibrated by now.
+STREAM_JOB := env $(AIRFLOW_ENV) $(abspath $(BIN))/python -m etl stream --source robots --backfill 90 \
+	--recovery $(CURDIR)/lake/_stream_recovery --write-scores --quiet
 # start NAME CMD: run CMD in the background in a new session, unless NAME is already running.
 define start
 	@if [ -f $(RUN)/$(1).pid ] && kill -0 $$(cat $(RUN)/$(1).pid) 2>/dev/null; then \
@@ -52,6 +56,7 @@ up: venv
 		'import json, secrets, sys; open(sys.argv[1], "w").write(json.dumps({"admin": secrets.token_urlsafe(12)}))' \
 		$(AIRFLOW_PASSWORDS)
 	$(call start,airflow,env $(AIRFLOW_ENV) $(BIN)/airflow standalone)
+	$(call start,stream,bash -c 'while :; do $(STREAM_JOB); echo "stream job exited ($$?): restarting in 5 s"; sleep 5; done')
 	$(call start,dashboard,env $(DASHBOARD_ENV) $(BIN)/streamlit run dashboard/app.py \
 		--server.address 127.0.0.1 --server.port $(DASHBOARD_PORT) --server.headless true)
 	@$(BIN)/python -m api.wait_healthy http://127.0.0.1:$(DASHBOARD_PORT)/_stcore/health 60 \
@@ -63,6 +68,7 @@ up: venv
 	@echo "           login: $$($(BIN)/python -c 'import json,sys; print(*next(iter(json.load(open(sys.argv[1])).items())), sep=" / ")' \
 		airflow_home/simple_auth_manager_passwords.json.generated 2>/dev/null || echo 'see $(RUN)/airflow.log')"
 	@echo "Dashboard: http://127.0.0.1:$(DASHBOARD_PORT)/"
+	@echo "Stream:    python -m etl stream on the live robot stream, supervised (Live and Pipeline tabs; .run/stream.log)"
 	@echo "Lake:      lake/  (python -m etl status)   Logs: $(RUN)/*.log   Stop with: make down"
 
 # Stop what `make up` started: each process group, politely (SIGINT, as Airflow standalone

@@ -12,12 +12,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import streamlit as st
 
 from dashboard import filters, queries, source
+from dashboard.alarms_tab import alarms_tab
 from dashboard.config import DashboardSettings
 from dashboard.door_tabs import health_tab, tables_tab, traffic_tab, trends_tab
+from dashboard.live_tab import live_tab
 from dashboard.pipeline_tab import pipeline_tab
+from dashboard.quality_tab import quality_tab
 from dashboard.robot_tab import robot_tab
 
-TABS = ["Traffic", "Trends", "Tables", "Robots", "Sensor health", "Pipeline"]
+TABS = ["Traffic", "Trends", "Tables", "Robots", "Live", "Sensor health", "Alarms", "Model quality", "Pipeline"]
 
 
 def watch(root: Path, snapshot: bool, seen: str, seconds: float) -> None:
@@ -49,26 +52,22 @@ def main() -> None:
     src = source.scan(root, snapshot)
     watch(root, snapshot, src.version, settings.refresh_seconds)
     door = filters.door_filters(src, queries.door_overview(src))
-    # Only the open tab runs (the tab is in the URL too): a widget change redraws one tab, not six.
-    traffic, trends, tables, robots, health, pipeline = st.tabs(TABS, key="tab", on_change="rerun", bind="query-params")
-    if traffic.open:
-        with traffic:
-            traffic_tab(src, door)
-    if trends.open:
-        with trends:
-            trends_tab(src, door)
-    if tables.open:
-        with tables:
-            tables_tab(src, door)
-    if robots.open:
-        with robots:
-            robot_tab(src)
-    if health.open:
-        with health:
-            health_tab(src, door)
-    if pipeline.open:
-        with pipeline:
-            pipeline_tab(src, dt.datetime.now(dt.UTC), settings)
+    # Only the open tab runs (the tab is in the URL too): a widget change redraws one tab, not nine.
+    draw = {
+        "Traffic": lambda: traffic_tab(src, door),
+        "Trends": lambda: trends_tab(src, door),
+        "Tables": lambda: tables_tab(src, door),
+        "Robots": lambda: robot_tab(src),
+        "Live": lambda: live_tab(src),
+        "Sensor health": lambda: health_tab(src, door),
+        "Alarms": lambda: alarms_tab(src, settings),
+        "Model quality": lambda: quality_tab(src),
+        "Pipeline": lambda: pipeline_tab(src, dt.datetime.now(dt.UTC), settings),
+    }
+    for name, tab in zip(TABS, st.tabs(TABS, key="tab", on_change="rerun", bind="query-params"), strict=True):
+        if tab.open:
+            with tab:
+                draw[name]()
 
 
 main()

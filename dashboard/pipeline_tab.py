@@ -62,7 +62,35 @@ def pipeline_tab(src: Listing, now: dt.datetime, settings: DashboardSettings) ->
     st.write(sentence)
     if len(written):
         labels.table(written, {"rows written": "int"})
+    if not src.snapshot:
+        stream_section(read_json(src.root, "_state", "stream.json"), now)
     st.caption(f"Data version {src.version} (the page refreshes itself when it changes).")
+
+
+STREAM_STALE_SECONDS = 120  # the job rewrites its state about once a second while it runs
+
+
+def stream_section(state: dict, now: dt.datetime) -> None:
+    """The streaming job's counts and lag (LAKE/_state/stream.json), and whether it still reports."""
+    st.subheader("The streaming job")
+    if not state:
+        st.info("The streaming job has not reported into this lake (`make up` starts it; "
+                "`python -m etl stream --source robots --lake LAKE`).")  # fmt: skip
+        return
+    updated = pd.Timestamp(state["updated"]) if state.get("updated") else None
+    age = (pd.Timestamp(now) - updated).total_seconds() if updated is not None else None
+    if age is None or age > STREAM_STALE_SECONDS:
+        st.warning(f"The streaming job last reported {'never' if age is None else f'{age / 60:,.0f} minutes ago'}: "
+                   "it may have stopped (see .run/stream.log).")  # fmt: skip
+    a, b, c, d = st.columns(4)
+    a.metric("Readings scored", f"{state.get('scored', 0):,}")
+    b.metric("Alerts (ERROR)", f"{state.get('alerts', 0):,} ({state.get('errors', 0):,})")
+    c.metric("Dead letters", f"{state.get('dead_letters', 0):,}")
+    lag = state.get("lag_seconds")
+    d.metric("Lag", "-" if lag is None else f"{lag:,.1f} s")
+    rate = state.get("rate_per_second")
+    st.caption(f"Newest reading scored: {state.get('last_ts') or 'none'}; "
+               f"{'' if rate is None else f'{rate:,.0f} readings/s; '}reported {state.get('updated')}.")  # fmt: skip
 
 
 def airflow_section(settings: DashboardSettings) -> None:

@@ -25,7 +25,7 @@ from etl.transform import TransformParams, transform
 from tests.dashboard_support import built_lake, built_snapshot, tiny_lake
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
-TABS = ["Traffic", "Trends", "Tables", "Robots", "Sensor health", "Pipeline"]
+TABS = ["Traffic", "Trends", "Tables", "Robots", "Live", "Sensor health", "Alarms", "Model quality", "Pipeline"]
 
 
 def app(lake: Path | None, snapshot: Path | None = None, **query: str | list[str]) -> AppTest:

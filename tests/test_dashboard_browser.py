@@ -25,7 +25,7 @@ from dashboard import source
 from tests.dashboard_support import AirflowStub, built_lake, copy_of
 from tests.support import ROOT, free_port, stop
 
-TABS = ["Traffic", "Trends", "Tables", "Robots", "Sensor health", "Pipeline"]
+TABS = ["Traffic", "Trends", "Tables", "Robots", "Live", "Sensor health", "Alarms", "Model quality", "Pipeline"]
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -45,6 +45,10 @@ READY = {
     "Robots": ".vega-embed svg g.histogram_marks path",
     "Sensor health": ".vega-embed svg g.mark-rect path",
     "Pipeline": '[data-testid="stDataFrame"]',
+    # without a streaming job, an operational database or detector scores these say so (an info)
+    "Live": '[data-testid="stAlert"], .vega-embed svg',
+    "Alarms": '[data-testid="stAlert"], [data-testid="stDataFrame"]',
+    "Model quality": '[data-testid="stAlert"], .vega-embed svg',
 }
 TIMEOUT_MS = 60_000
 
@@ -189,6 +193,22 @@ class BrowserTestCase(unittest.TestCase):
     def judge_sensor(self, page) -> None:
         self.wait_charts(page, 2)
         self.assertEqual(page.locator(".vega-embed svg").count(), 2, "failure rates and failed hours")
+
+    def judge_live(self, page) -> str:
+        return self.said_or_drawn(page)
+
+    def judge_alarms(self, page) -> str:
+        return self.said_or_drawn(page)
+
+    def judge_model(self, page) -> str:
+        return self.said_or_drawn(page)
+
+    def said_or_drawn(self, page) -> str:
+        """A tab whose data may not be in this source: its chart or table, or a sentence saying why not."""
+        shown = page.locator('[data-testid="stAlert"], .vega-embed svg, [data-testid="stDataFrame"]')
+        self.assertGreater(shown.count(), 0, "the tab shows its data or says why it has none")
+        alert = page.locator('[data-testid="stAlert"]')
+        return alert.first.inner_text() if alert.count() else "drawn"
 
     def judge_pipeline(self, page) -> str:
         self.assertIn("The hourly DAG (sensor_pipeline)", page.locator("h3").all_inner_texts())

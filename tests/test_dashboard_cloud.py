@@ -62,7 +62,7 @@ os.environ.pop("DASHBOARD_SNAPSHOT", None)  # the default: streamlit_data/ besid
 from streamlit.testing.v1 import AppTest
 
 report = {}
-for tab in ["Traffic", "Trends", "Tables", "Robots", "Sensor health", "Pipeline"]:
+for tab in ["Traffic", "Trends", "Tables", "Robots", "Live", "Sensor health", "Alarms", "Model quality", "Pipeline"]:
     at = AppTest.from_file(sys.argv[1], default_timeout=120)
     at.query_params["tab"] = tab
     at.run()

@@ -31,14 +31,22 @@ router = APIRouter(tags=["stream"])
 NDJSON = "application/x-ndjson"
 SinceParam = Annotated[
     str | None,
-    Query(description="Exclusive cursor, ISO 8601: lines with a later ts; default: the clock's now (only new lines)"),
+    Query(
+        description="Exclusive cursor, ISO 8601: lines with a later ts; default: the clock's now (only new lines)",
+        examples=["2024-12-31T23:59:00Z"],
+    ),
 ]
 LimitParam = Annotated[
-    int | None, Query(gt=0, description="End after this many lines, rounded up to the end of their instant")
+    int | None,
+    Query(gt=0, description="End after this many lines, rounded up to the end of their instant", examples=[100]),
 ]
-EndParam = Annotated[str | None, Query(description="Exclusive end, ISO 8601: the stream ends when it gets there")]
+EndParam = Annotated[
+    str | None,
+    Query(description="Exclusive end, ISO 8601: the stream ends when it gets there", examples=["2025-01-01T00:00:00Z"]),
+]
 MaxSecondsParam = Annotated[
-    float | None, Query(gt=0, description="End after this many wall-clock seconds (at most API_STREAM_MAX_SECONDS)")
+    float | None,
+    Query(gt=0, description="End after this many wall-clock seconds (at most API_STREAM_MAX_SECONDS)", examples=[60]),
 ]
 
 
@@ -204,7 +212,18 @@ def get_replay(request: Request, name: str) -> Replay:
         raise ApiError(422, str(exc)) from exc
 
 
-@router.get("/v1/replays", summary="Recorded data sets that can be replayed as live streams")
+REPLAYS_EXAMPLE = [
+    {"name": "valve1-0", "format": "skab", "file": "/data/skab/valve1/0.csv", "rows": 1147, "skipped_rows": 0,
+     "key": "(the replay's name)", "columns": ["Accelerometer1RMS", "Accelerometer2RMS", "Current", "Pressure"],
+     "start": "2020-03-09T10:14:33Z", "end": "2020-03-09T10:34:00Z"}
+]  # fmt: skip
+
+
+@router.get(
+    "/v1/replays",
+    summary="Recorded data sets that can be replayed as live streams",
+    responses={200: {"content": {"application/json": {"example": REPLAYS_EXAMPLE}}}},
+)
 def list_replays(request: Request) -> list[dict]:
     """Name, format, file, rows (and rows skipped for an unreadable time), key, columns, time span."""
     cat = catalogue(request)

@@ -25,7 +25,7 @@ DASHBOARD_ENV := DASHBOARD_LAKE=$(CURDIR)/lake DASHBOARD_AIRFLOW_URL=http://127.
 # The streaming job on the live robot stream, restarted by its loop if it dies (it resumes from its
 # checkpoint); a first start begins 90 minutes back, so each robot's thresholds are calibrated by now.
 STREAM_JOB := env $(AIRFLOW_ENV) $(abspath $(BIN))/python -m etl stream --source robots --backfill 90 \
-	--recovery $(CURDIR)/lake/_stream_recovery --write-scores --quiet
+	--recovery $(CURDIR)/lake/_stream_recovery --write-scores --alarms --quiet
 # start NAME CMD: run CMD in the background in a new session, unless NAME is already running.
 define start
 	@if [ -f $(RUN)/$(1).pid ] && kill -0 $$(cat $(RUN)/$(1).pid) 2>/dev/null; then \

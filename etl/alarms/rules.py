@@ -54,6 +54,8 @@ DEFAULT_RULES: dict[str, Rule] = {
     "door_replacement": Rule(pending_seconds=0, clear_seconds=3 * DAY),
     "door_underused": Rule(pending_seconds=0, clear_seconds=DAY, notify_min_severity="MINOR"),
     "maintenance_due": Rule(pending_seconds=0, clear_seconds=DAY),
+    # the stream job's alerts (--alarms), as robot incidents: ERROR (CRITICAL) sent, ALERT recorded
+    "stream_anomaly": Rule(pending_seconds=30, clear_seconds=600, notify_min_severity="CRITICAL"),
 }
 
 

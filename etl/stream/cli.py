@@ -7,6 +7,7 @@ import datetime as dt
 import sys
 import time
 import urllib.parse
+from dataclasses import replace
 from pathlib import Path
 
 import requests
@@ -52,6 +53,9 @@ def add_parser(commands, settings: EtlSettings) -> None:
     s.add_argument("--sink-parts", type=int, default=4, help="files per date in the lake (fixed for a lake)")
     s.add_argument("--write-scores", action="store_true", help="also keep every score in LAKE/stream/scores")
     s.add_argument("--quiet", action="store_true", help="no alert lines on stdout")
+    alarms = ("also feed alerts to the alarms (etl/alarms: the operational database ETL_OPS_DB, else "
+              "LAKE/_ops/ops.sqlite), which notify once per state change")  # fmt: skip
+    s.add_argument("--alarms", action="store_true", help=alarms)
 
 
 def run(args: argparse.Namespace, settings: EtlSettings) -> int:
@@ -124,8 +128,9 @@ def job_config(args: argparse.Namespace, settings: EtlSettings):
         shapes[name] = shape
         params[name] = StepParams(len(shape.fields), DETECTORS[args.detector], args.settle, args.warmup,
                                   args.alert_q, args.error_q, same_ts_ok=args.one_key)  # fmt: skip
+    alarms = replace(settings, lake=args.lake) if args.alarms else None
     sink = SinkConfig(args.lake, args.sink_parts, settings.alert_webhook, not args.quiet, args.write_scores,
-                      sources=tuple(shapes))  # fmt: skip
+                      sources=tuple(shapes), alarms=alarms)  # fmt: skip
     return JobConfig(tuple(http), files, shapes, params, sink)
 
 

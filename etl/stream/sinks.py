@@ -29,6 +29,7 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from contract.schemas import TS
 from contract.times import EPOCH, parse_instant, to_us
 from etl.lake import US_PER_DAY, Lake, Partition, repeated_keys
+from etl.settings import EtlSettings
 
 ALERTS = pa.schema([("key", pa.string()), ("sensor", pa.string()), ("level", pa.string()), ("start", TS),
                     ("end", TS), ("peak_score", pa.float64()), ("readings", pa.int64()), ("updated", TS)])  # fmt: skip
@@ -37,7 +38,8 @@ DEAD = pa.schema([*((n, pa.string()) for n in ("key", "source", "pos", "ts", "se
 SCORES = pa.schema([("key", pa.string()), ("sensor", pa.string()), ("ts", TS), ("score", pa.float64()),
                     ("level", pa.string()), ("x", pa.list_(pa.float64()))])  # fmt: skip
 STATE_KIND = "stream"
-COUNTS = ("records_in", "scored", "alerts", "errors", "dead_letters", "webhook_failures")
+COUNTS = ("records_in", "scored", "alerts", "errors", "dead_letters", "webhook_failures", "alarm_failures")
+SEVERITY = {"ERROR": "CRITICAL", "ALERT": "MAJOR"}  # a stream alert's level as an alarm's severity
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,11 @@ class SinkConfig:
     write_scores: bool = False
     flush_seconds: float = 1.0
     sources: tuple[str, ...] = ()
+    alarms: EtlSettings | None = None  # --alarms: alerts also fed to the alarms (etl/alarms, ETL_OPS_DB)
+
+
+def at(us: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(microseconds=us)
 
 
 def iso(us: int | None) -> str | None:
@@ -79,6 +86,7 @@ class LakeSinkPartition(StatefulSinkPartition):
         self.run_started: float | None = None  # wall clock at which the source read this run's first record
         self.session = requests.Session()
         self.session.trust_env = False
+        self.alarm_sink = None  # opened on the first alert, when config.alarms is set
 
     def write_batch(self, values: list) -> None:
         c = self.counts
@@ -111,6 +119,8 @@ class LakeSinkPartition(StatefulSinkPartition):
 
     def close(self) -> None:
         self.flush()
+        if self.alarm_sink is not None:
+            self.alarm_sink.close()
 
     # -- writing -------------------------------------------------------------------------
 
@@ -121,6 +131,8 @@ class LakeSinkPartition(StatefulSinkPartition):
             table = pa.Table.from_pylist([alert_record(r) for r in alerts], ALERTS)
             fresh = self.merge("alerts", table, "start")
             self.announce(fresh)
+            if self.config.alarms is not None:
+                self.feed_alarms(alerts)
         if dead:
             rows = [{**{k: r.get(k) for k in DEAD.names}, "day": dead_day(r)} for r in dead]
             self.merge("dead_letter", pa.Table.from_pylist(rows, DEAD), "day")
@@ -163,6 +175,31 @@ class LakeSinkPartition(StatefulSinkPartition):
                 print(f"[{a['level']}] {a['subject']}", flush=True)
         if self.config.webhook:
             self.post({"alerts": alerts})
+
+    def feed_alarms(self, alerts: list[dict]) -> None:
+        """Each alert's latest version as a condition of its sensor (open: active; ended: absent), so the
+        alarms' rules (pending and clear periods, one open alarm per sensor and type) decide what is
+        sent. A replayed alert after a restart re-reports the same state: no second notification. A
+        failing database never stops the flow: the alerts are in the lake, the failure is counted."""
+        from etl.alarms.engine import Condition
+        from etl.alarms.sink import AlarmSink
+
+        latest = {}
+        for row in alerts:
+            if row["key"] not in latest or row["updated"] >= latest[row["key"]]["updated"]:
+                latest[row["key"]] = row
+        conditions = [
+            Condition(r["sensor"], "stream_anomaly", SEVERITY[r["level"]], at(r["updated"]), r["end"] is None,
+                      {"key": r["key"], "level": r["level"], "start": iso(r["start"]), "peak_score": r["peak_score"]})
+            for r in latest.values()
+        ]  # fmt: skip
+        try:
+            if self.alarm_sink is None:
+                self.alarm_sink = AlarmSink(self.config.alarms, log=lambda line: print(line, flush=True))
+            self.alarm_sink.report(conditions, now=max(c.observed_at for c in conditions))
+        except Exception as exc:
+            self.counts["alarm_failures"] += 1
+            print(f"error: alarms ({type(exc).__name__}): {exc}; alerts kept in the lake", file=sys.stderr, flush=True)
 
     def post(self, body: dict) -> None:
         for attempt in range(3):

@@ -131,3 +131,40 @@ class QualityErrorsTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class StreamAlertsQualityTest(unittest.TestCase):
+    """The streaming job's alerts scored against /v1/events beside the lake's detectors."""
+
+    def test_stream_alerts_are_scored_per_robot_bucket(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from etl.stream.sinks import ALERTS
+
+        with tempfile.TemporaryDirectory() as tmp, ApiServer(SIM_NOW=END.isoformat().replace("+00:00", "Z")) as server:
+            lake = copy_of(built_lake(), Path(tmp))
+            start, end = (END - dt.timedelta(days=2)).isoformat(), END.isoformat()
+            events = pd.DataFrame(server.get("/v1/events", kind="robots", start=start, end=end).json())
+            block = events[events.type == "anomaly"].iloc[-1]  # late enough for a 2-hour trend
+            hit_start = pd.Timestamp(block.start).value // 1000
+            healthy = (END - dt.timedelta(hours=1, minutes=5)).timestamp() * 1e6  # between blocks, most likely
+            rows = [
+                {"key": f"{block.robot_id}/{hit_start}/ALERT", "sensor": block.robot_id, "level": "ALERT",
+                 "start": hit_start, "end": hit_start + 60_000_000, "peak_score": 0.9, "readings": 6,
+                 "updated": hit_start + 60_000_000},
+                {"key": f"{block.robot_id}/{int(healthy)}/ALERT", "sensor": block.robot_id, "level": "ALERT",
+                 "start": int(healthy), "end": None, "peak_score": 0.8, "readings": 2, "updated": int(healthy)},
+            ]  # fmt: skip
+            folder = lake / "alerts" / "stream" / f"date={END.date() - dt.timedelta(days=1)}"
+            folder.mkdir(parents=True)
+            pq.write_table(pa.Table.from_pylist(rows, ALERTS), folder / "part-0.parquet")
+            done = run_cli("quality", "--lake", str(lake), "--api", server.base)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertIn("stream_alerts: F1", done.stdout)
+            scores = read(lake, "detector_scores").set_index("detector")
+            stream = scores.loc["stream_alerts"]
+            self.assertGreaterEqual(stream.tp, 1, "the alert on an injected block is a hit")
+            self.assertGreaterEqual(stream.tp + stream.fp, 2, "each alert alarms its robot's buckets")
+            self.assertEqual(len(stream.detector_version), 12)
+            self.assertGreater(stream.positives, stream.tp, "blocks the job never alerted on are misses")

@@ -63,9 +63,14 @@ def lake_points(lake: Lake, client: ApiClient, params: TransformParams) -> tuple
         table = truth.fetch_events(client, "robots", robots[0], robots[1] + dt.timedelta(minutes=10))
         events.append(table)
         frames.append(truth.robot_points(lake, table))
+        stream = truth.stream_points(lake, table)
+        if stream is not None:
+            frames.append(stream)
     if not frames:
         raise ValueError(f"lake {lake.uri} has no door or robot marts to score: run `python -m etl transform` first")
-    versions = {name: truth.detector_version(name, params) for name in truth.DETECTOR_SQL}
+    names = [*truth.DETECTOR_SQL, *(["stream_alerts"] if any(f.detector.iloc[0] == "stream_alerts" for f in frames
+                                                            if len(f)) else [])]  # fmt: skip
+    versions = {name: truth.detector_version(name, params) for name in names}
     return pd.concat(frames, ignore_index=True), {"data": truth.data_version(lake, events), **versions}
 
 

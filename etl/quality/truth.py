@@ -84,6 +84,14 @@ def robot_points(lake: Lake, events: pa.Table) -> pd.DataFrame:
     return _query("robot_points.sql", tables, {})
 
 
+def stream_points(lake: Lake, events: pa.Table) -> pd.DataFrame | None:
+    """The streaming job's alerts (LAKE/alerts/stream) per robot bucket; None when it wrote none."""
+    alerts = lake.files("alerts", "stream")
+    if not alerts:
+        return None
+    return _query("stream_points.sql", {"fits": mart(lake, "robot_fits"), "stream": alerts, "events": events}, {})
+
+
 def span(lake: Lake, name: str, column: str) -> tuple[dt.datetime, dt.datetime] | None:
     """First and last value of a mart's time column (None: no mart)."""
     files = lake.files("marts", name)
@@ -102,11 +110,21 @@ def span(lake: Lake, name: str, column: str) -> tuple[dt.datetime, dt.datetime] 
     return epoch + dt.timedelta(microseconds=low), epoch + dt.timedelta(microseconds=high)
 
 
+# the streaming job's verdicts depend on its per-key step and its detectors (and their recipes)
+STREAM_CODE = ("stream/step.py", "stream/detectors.py", "detectors/hotelling.py", "detectors/features.py")
+
+
 def detector_version(name: str, params: TransformParams) -> str:
-    """A hash of the detector's SQL and the transform's knobs: it changes when its verdicts can."""
+    """A hash of the detector's SQL (the stream job: its code) and the transform's knobs: it changes
+    when its verdicts can."""
     digest = hashlib.sha256(json.dumps(dataclasses.asdict(params), sort_keys=True, default=str).encode())
-    for file in DETECTOR_SQL[name]:
-        digest.update((ETL_SQL / file).read_bytes())
+    files = (
+        [ETL_SQL.parent / f for f in STREAM_CODE]
+        if name == "stream_alerts"
+        else [ETL_SQL / f for f in DETECTOR_SQL[name]]
+    )
+    for file in files:
+        digest.update(file.read_bytes())
     return digest.hexdigest()[:12]
 
 

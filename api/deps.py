@@ -40,7 +40,13 @@ class Simulation:
     @classmethod
     def from_settings(cls, settings: Settings) -> Simulation:
         fleet = load_fleet(settings.fleet_file)
-        return cls(settings, fleet, DoorSimulator(fleet), RobotSimulator(fleet), StreamGate(settings.max_streams))
+        return cls(
+            settings,
+            fleet,
+            DoorSimulator(fleet),
+            RobotSimulator(fleet),
+            StreamGate(settings.max_streams, settings.send_timeout),
+        )
 
     def now_us(self) -> int:
         return to_us(self.settings.clock.now())

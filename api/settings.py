@@ -41,6 +41,7 @@ class Settings:
     max_rows: int = 10_000_000
     chunk_rows: int = 262_144
     max_streams: int = 4  # bulk answers streaming at once; each holds a producer thread and a few chunks
+    send_timeout: float = 60.0  # seconds a bulk answer's chunk may wait for the client before the answer ends
     # The plausible time window of data: every time parameter lies in
     # [min_time, clock + max_ahead_days], so no request reaches dates whose arithmetic overflows.
     min_time: dt.datetime = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -52,7 +53,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """FLEET_FILE, SIM_NOW (ISO 8601), SIM_SPEED, API_MAX_ROWS, API_CHUNK_ROWS, API_MAX_STREAMS,
-        API_MIN_TIME, API_MAX_AHEAD_DAYS, API_KEY, API_REPLAY_PATHS (colon-separated files or
+        API_MIN_TIME, API_MAX_AHEAD_DAYS, API_KEY, API_SEND_TIMEOUT_SECONDS, API_REPLAY_PATHS (colon-separated files or
         folders), API_STREAM_MAX_SECONDS."""
         env = dict(os.environ if env is None else env)
         min_time = _instant(env, "API_MIN_TIME") or cls.min_time
@@ -62,6 +63,7 @@ class Settings:
             max_rows=_positive(env, "API_MAX_ROWS", cls.max_rows, int),
             chunk_rows=_positive(env, "API_CHUNK_ROWS", cls.chunk_rows, int),
             max_streams=_positive(env, "API_MAX_STREAMS", cls.max_streams, int),
+            send_timeout=_positive(env, "API_SEND_TIMEOUT_SECONDS", cls.send_timeout, float),
             min_time=min_time,
             max_ahead_days=_positive(env, "API_MAX_AHEAD_DAYS", cls.max_ahead_days, float),
             api_key=env.get("API_KEY", "").strip(),

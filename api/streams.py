@@ -22,10 +22,13 @@ log = logging.getLogger("api.stream")
 
 
 class StreamGate:
-    """At most `limit` bulk answers streaming at once; thread-safe (routes run in a thread pool)."""
+    """At most `limit` bulk answers streaming at once; thread-safe (routes run in a thread pool).
+    `send_timeout`: how long one chunk may wait for the client to take it (a request timeout for
+    a client that stops reading, which would otherwise hold its slot for good)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, send_timeout: float = 60.0) -> None:
         self.limit = limit
+        self.send_timeout = send_timeout
         self.active = 0
         self._lock = threading.Lock()
 
@@ -61,7 +64,7 @@ class BulkStream(StreamingResponse):
                 await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             else:
-                await super().__call__(scope, receive, send)
+                await super().__call__(scope, receive, self._bounded(send))
         finally:
             # Shielded: even a cancelled request (a disconnect, a shutdown) closes its body,
             # which runs the generators' finally blocks and stops the producer thread.
@@ -71,6 +74,21 @@ class BulkStream(StreamingResponse):
                 # The last stream is done: hand the Arrow pool's idle pages back to the system,
                 # so the memory of a burst of large answers does not stay with an idle server.
                 pa.default_memory_pool().release_unused()
+
+    def _bounded(self, send: Send) -> Send:
+        """`send`, failing when the client has not taken a chunk within the gate's send timeout: the
+        stream ends (uvicorn closes the connection) and its slot comes back."""
+        seconds = self._gate.send_timeout
+
+        async def bounded(message) -> None:
+            try:
+                with anyio.fail_after(seconds):
+                    await send(message)
+            except TimeoutError:
+                log.warning("aborting a bulk answer: the client took no chunk for %.0f s", seconds)
+                raise
+
+        return bounded
 
 
 def aborting(body: Iterator[bytes], what: str) -> Iterator[bytes]:

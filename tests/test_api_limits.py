@@ -178,6 +178,25 @@ class StreamCapTest(unittest.TestCase):
             other.close()
 
 
+class SendTimeoutTest(unittest.TestCase):
+    def test_a_client_that_stops_reading_loses_its_answer_and_its_slot_comes_back(self) -> None:
+        with ApiServer(API_MAX_STREAMS="1", API_SEND_TIMEOUT_SECONDS="1") as server:
+            stalled = open_stream(server.base, server.session, **HALF_YEAR_OF_ROBOTS)  # then never read again
+            self.assertEqual(stalled.status_code, 200)
+            other = requests.Session()
+            other.trust_env = False
+            self.assertEqual(other.get(server.base + "/v1/readings/doors", params=SPAN, timeout=30).status_code, 503)
+            # within a few seconds of the client's stall (socket buffers fill first) the answer is cut
+            self.assertTrue(
+                wait_for(lambda: other.get(server.base + "/v1/readings/doors", params=SPAN, timeout=30).ok, 30),
+                "a stalled client kept its slot",
+            )
+            with self.assertRaises(requests.exceptions.ChunkedEncodingError):  # cut, never quietly short
+                for _ in stalled.pieces:
+                    pass
+            other.close()
+
+
 class AbortedDownloadTest(unittest.TestCase):
     def test_an_aborted_download_stops_its_producer_and_frees_its_memory(self) -> None:
         app = create_app(Settings(clock=Clock(anchor=dt.datetime(2025, 1, 1, tzinfo=dt.UTC)), chunk_rows=65_536))

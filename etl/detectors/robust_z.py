@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from etl.detectors.features import features_init, features_step
-from etl.detectors.state import hysteresis, warmup_threshold
+from etl.detectors.state import hysteresis, warming, warmup_threshold
 
 
 @dataclass(frozen=True)
@@ -63,12 +63,9 @@ def step(state: dict[str, Any], x: np.ndarray) -> tuple[float, dict[str, Any]]:
     p = state["params"]
     feats, features = features_step(state["features"], x, p["span"], p["slow_span"])
     new = {**state, "n": state["n"] + 1, "features": features}
-    if state["threshold"] is None:
-        if state["n"] >= p["burn"]:
-            new["warm"] = [*state["warm"], feats]
-        if new["n"] == p["warmup"]:
-            new.update(fit(np.asarray(new["warm"]), p["quantile"], p["margin"]), warm=[])
-        return float("nan"), new
+    warm = warming(state, new, feats, lambda rows: fit(rows, p["quantile"], p["margin"]))
+    if warm is not None:
+        return float("nan"), warm
     score = float(np.abs((feats - state["center"]) / state["scale"]).max())
     new["alarm"] = hysteresis(state["alarm"], score, state["threshold"], p["release"])
     new["run"] = state["run"] + 1 if new["alarm"] else 0

@@ -40,6 +40,20 @@ def warmup_threshold(scores: np.ndarray, quantile: float, margin: float) -> floa
     return float(np.quantile(finite, quantile) * margin)
 
 
+def warming(state: dict[str, Any], new: dict[str, Any], feats: np.ndarray, fit) -> dict[str, Any] | None:
+    """The warm-up's step, shared by the fitted detectors: keep the record (after the first `burn`)
+    and, at the warm-up's last record, fit the detector (`fit(rows) -> dict of fitted fields`).
+    Returns the new state while warming up, None once the detector is fitted."""
+    if state["threshold"] is not None:
+        return None
+    p = state["params"]
+    if state["n"] >= p["burn"]:
+        new["warm"] = [*state["warm"], feats]
+    if new["n"] == p["warmup"]:
+        new.update(fit(np.asarray(new["warm"])), warm=[])
+    return new
+
+
 def hysteresis(alarm: bool, score: float, threshold: float, release: float) -> bool:
     """Switch on above the threshold; stay on until the score falls below release x threshold."""
     return bool(score > threshold * (release if alarm else 1.0))

@@ -9,6 +9,8 @@ is given back.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import threading
 from collections.abc import Iterator
@@ -71,9 +73,7 @@ class BulkStream(StreamingResponse):
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._body.close)
             if self._gate.leave() == 0:
-                # The last stream is done: hand the Arrow pool's idle pages back to the system,
-                # so the memory of a burst of large answers does not stay with an idle server.
-                pa.default_memory_pool().release_unused()
+                give_memory_back()
 
     def _bounded(self, send: Send) -> Send:
         """`send`, failing when the client has not taken a chunk within the gate's send timeout: the
@@ -89,6 +89,15 @@ class BulkStream(StreamingResponse):
                 raise
 
         return bounded
+
+
+def give_memory_back() -> None:
+    """The last stream is done: hand the idle pages of Arrow's pool and of the C heap (numpy's
+    grids, freed in the producer threads' malloc arenas) back to the system, so the memory of a
+    burst of large answers does not stay with an idle server."""
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # glibc only; elsewhere the pool's release is all
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def aborting(body: Iterator[bytes], what: str) -> Iterator[bytes]:

@@ -115,9 +115,12 @@ def job_config(args: argparse.Namespace, settings: EtlSettings):
         raise StreamSetupError("--speed, --workers and --warmup must be positive, --settle and --backfill not negative")
     session = requests.Session()
     session.trust_env = False
+    key = {"X-API-Key": settings.api_key} if settings.api_key else {}  # ETL_API_KEY, as the pulls send it
+    session.headers.update(key)
     http, files, shapes, params = [], {}, {}, {}
     for text in args.source:
         name, spec, shape = resolve(text, args, session)
+        spec = replace(spec, headers=key) if spec is not None else None
         if name in shapes:
             raise StreamSetupError(f"--source {text}: given twice")
         if spec is None:

@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import requests
@@ -48,6 +48,7 @@ class HttpSpec:
     params: dict
     finite: bool  # a replay or a bounded span: an empty, cleanly ended answer means the end
     since: str | None  # where a first start begins
+    headers: dict = field(default_factory=dict, repr=False)  # X-API-Key when the API wants one: never shown
 
 
 def ts_of(line: bytes) -> str | None:
@@ -72,6 +73,7 @@ class HttpPartition(StatefulSourcePartition):
     def _read(self, cursor: Cursor, timeout: float) -> None:
         session = requests.Session()
         session.trust_env = False
+        session.headers.update(self.spec.headers)
         backoff = 0.5
         while not self.stop.is_set():
             params = {**self.spec.params, **({"since": cursor.since} if cursor.since else {})}

@@ -13,7 +13,8 @@ Trigger with conf {"start": ISO, "end": ISO} to re-pull a span on purpose.
 Configuration, read at run time (never at parse time): Airflow Variables `sensor_api_url`,
 `sensor_api_key`, `sensor_lake`, `sensor_snapshot_dir`, `sensor_alert_webhook`, each defaulting to
 the ETL's environment (ETL_API_URL, ETL_API_KEY, ETL_LAKE, ...: etl/settings.py). Airflow masks
-the value of a Variable whose name contains `api_key` in task logs. Relative paths are relative to this
+the value of a Variable whose name contains `api_key` in task logs. An Airflow connection
+`sensor_api` (host, port, the key as its password) wins over both. Relative paths are relative to this
 repository. At parse time: SENSOR_DAG_START (ISO start date) and SENSOR_DAG_CATCHUP (true/false).
 """
 
@@ -27,6 +28,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_conte
 
 REPO = Path(__file__).resolve().parents[1]
 VARIABLES = ("api_url", "api_key", "lake", "snapshot_dir", "alert_webhook")  # Airflow Variable sensor_<name>
+API_CONNECTION = "sensor_api"  # an Airflow connection with the API's host, port and key (password)
 
 START_DATE = dt.datetime.fromisoformat(os.environ.get("SENSOR_DAG_START", "2026-01-01T00:00:00+00:00"))
 CATCHUP = os.environ.get("SENSOR_DAG_CATCHUP", "false").strip().lower() in ("1", "true", "yes")
@@ -52,7 +54,27 @@ def run_settings():
 
     settings = EtlSettings.from_env()
     overrides = {name: Variable.get(f"sensor_{name}", default=getattr(settings, name)) for name in VARIABLES}
-    return resolve_paths(replace(settings, **overrides), REPO)
+    return resolve_paths(replace(settings, **{**overrides, **api_connection()}), REPO)
+
+
+def api_connection() -> dict:
+    """The API's URL and key from the Airflow connection `sensor_api`, when there is one (e.g.
+    AIRFLOW_CONN_SENSOR_API='http://:KEY@api-host:8000'): the key is a connection's password, kept
+    in Airflow's secrets backend and masked in logs. It wins over the Variables."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.sdk import Connection
+
+    try:
+        conn = Connection.get(API_CONNECTION)
+    except AirflowNotFoundException:
+        return {}
+    found = {}
+    if conn.host:
+        scheme = "https" if conn.conn_type == "https" else "http"
+        found["api_url"] = f"{scheme}://{conn.host}" + (f":{conn.port}" if conn.port else "")
+    if conn.password:
+        found["api_key"] = conn.password
+    return found
 
 
 def run_interval() -> tuple[dt.datetime | None, dt.datetime | None]:

@@ -148,12 +148,17 @@ class AlarmSinkTest(unittest.TestCase):
     def test_a_stream_condition_opens_and_clears_an_alarm_with_one_notification_each(self) -> None:
         with tempfile.TemporaryDirectory() as root, AlertReceivers() as receivers:
             settings = EtlSettings(lake=root, alert_webhook=receivers.webhook_url)
+            cleared = 0
             with AlarmSink(settings, log=lambda line: None) as sink:
                 for minute in range(0, 50, 10):  # on for 30 minutes, then off
                     at = NOW + dt.timedelta(minutes=minute)
-                    sink.report([Condition("robot-1/axis2", "stream_anomaly", "MAJOR", at, minute < 30)], now=at)
-                result = sink.report([], now=NOW + dt.timedelta(hours=2))  # the default rule clears after 1 hour
-            self.assertEqual(result["changes"]["cleared"], 1)
+                    # an ERROR of the stream job (CRITICAL: its rule sends those; ALERTs, MAJOR, are recorded)
+                    result = sink.report([Condition("robot-1/axis2", "stream_anomaly", "CRITICAL", at, minute < 30)],
+                                         now=at)  # fmt: skip
+                    cleared += result["changes"].get("cleared", 0)
+                result = sink.report([], now=NOW + dt.timedelta(hours=2))  # the rule clears after 10 minutes
+                cleared += result["changes"].get("cleared", 0)
+            self.assertEqual(cleared, 1)
             changes = [a["detail"]["change"] for post in receivers.posts for a in post["alerts"]]
             self.assertEqual(changes, ["opened", "cleared"])
 

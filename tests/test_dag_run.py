@@ -48,7 +48,7 @@ def same_rows(a: pa.Table, b: pa.Table) -> bool:
 class DagRunTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
-        cls.key = secrets.token_urlsafe(24)  # the API asks for a key, which the DAG has only as a Variable
+        cls.key = secrets.token_urlsafe(24)  # the API asks for a key, which the DAG has only from a connection
         cls.server = ApiServer(API_KEY=cls.key).__enter__()
         cls.server.session.headers["X-API-Key"] = cls.key
         cls.tmp = Path(tempfile.mkdtemp())
@@ -60,8 +60,9 @@ class DagRunTest(unittest.TestCase):
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "PYTHONPATH": str(ROOT),
             "SENSOR_DAG_START": "2024-12-01T00:00:00+00:00",
-            "AIRFLOW_VAR_SENSOR_API_URL": cls.server.base,
-            "AIRFLOW_VAR_SENSOR_API_KEY": cls.key,
+            # the API and its key as a deployment would give them: an Airflow connection (the key its password)
+            "AIRFLOW_CONN_SENSOR_API": f"http://:{cls.key}@127.0.0.1:{cls.server.port}",
+            "AIRFLOW_VAR_SENSOR_API_URL": "http://127.0.0.1:9",  # the connection wins over the Variables
             "AIRFLOW_VAR_SENSOR_LAKE": str(cls.lake),
             "AIRFLOW_VAR_SENSOR_SNAPSHOT_DIR": str(cls.snapshot),
             "ETL_LAKE": str(cls.tmp / "not-this-lake"),  # the Variables win over the environment
@@ -83,7 +84,7 @@ class DagRunTest(unittest.TestCase):
         output = result.stdout + result.stderr
         self.assertEqual(result.returncode, 0, output[-4000:])
         self.assertIn("state=success", output, output[-4000:])
-        self.assertNotIn(self.key, output)  # Airflow masks a Variable named *api_key* in task logs
+        self.assertNotIn(self.key, output)  # Airflow masks a connection's password in task logs
         return output
 
     def run_manual_without_interval(self) -> str:

@@ -206,7 +206,9 @@ class AbortedDownloadTest(unittest.TestCase):
             for _ in range(6):
                 response = open_stream(server.base, server.session, **HALF_YEAR_OF_ROBOTS)
                 self.assertEqual(response.status_code, 200)
-                self.assertGreater(pa.total_allocated_bytes(), baseline)  # chunks in flight
+                # streaming: its slot is held (Arrow's allocations at this instant depend on where the
+                # producer is: chunks can be queued as bytes with no table alive, as CI once saw)
+                self.assertEqual(streams.active, 1)
                 response.close()
                 self.assertTrue(wait_for(lambda: streams.active == 0 and producers() == 0), "a producer kept running")
             self.assertTrue(wait_for(lambda: pa.total_allocated_bytes() <= baseline), pa.total_allocated_bytes())

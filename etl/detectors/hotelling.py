@@ -14,13 +14,13 @@ features and the alarm ends.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from etl.detectors.features import features_init, features_step
-from etl.detectors.state import hysteresis, warming, warmup_threshold
+from etl.detectors.features import features_step
+from etl.detectors.state import fitted_init, hysteresis, warming, warmup_threshold
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,6 @@ class Params:
 
 
 def _check(params: Params) -> None:
-    if not 0 <= params.burn < params.warmup - 2:
-        raise ValueError(f"burn ({params.burn}) must leave at least 3 of the {params.warmup} warm-up records")
     if not 0 <= params.shrink <= 1:
         raise ValueError(f"shrink must be in [0, 1], got {params.shrink}")
     if not 0 < params.quantile < 1 or params.margin <= 0 or not 0 < params.release <= 1:
@@ -52,19 +50,9 @@ def _check(params: Params) -> None:
 
 def init(params: Params, n_features: int) -> dict[str, Any]:
     """A detector that has seen nothing yet."""
+    state = fitted_init(params, n_features, center=None, scale=None, precision=None)  # checks burn first
     _check(params)
-    return {
-        "params": asdict(params),
-        "n": 0,
-        "features": features_init(n_features, params.detrend, params.exclude),
-        "warm": [],
-        "center": None,
-        "scale": None,
-        "precision": None,
-        "threshold": None,
-        "alarm": False,
-        "run": 0,  # records the current alarm has lasted
-    }
+    return state
 
 
 def _t2(z: np.ndarray, precision: np.ndarray) -> np.ndarray:

@@ -7,13 +7,13 @@ were not tuned on SKAB (margin 1.5 and rebase 0.003 were hotelling's first choic
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from etl.detectors.features import features_init, features_step
-from etl.detectors.state import hysteresis, warming, warmup_threshold
+from etl.detectors.features import features_step
+from etl.detectors.state import fitted_init, hysteresis, warming, warmup_threshold
 
 
 @dataclass(frozen=True)
@@ -33,19 +33,7 @@ class Params:
 
 def init(params: Params, n_features: int) -> dict[str, Any]:
     """A detector that has seen nothing yet."""
-    if not 0 <= params.burn < params.warmup - 2:
-        raise ValueError(f"burn ({params.burn}) must leave at least 3 of the {params.warmup} warm-up records")
-    return {
-        "params": asdict(params),
-        "n": 0,
-        "features": features_init(n_features, params.detrend, params.exclude),
-        "warm": [],
-        "center": None,
-        "scale": None,
-        "threshold": None,
-        "alarm": False,
-        "run": 0,  # records the current alarm has lasted
-    }
+    return fitted_init(params, n_features, center=None, scale=None)
 
 
 def fit(rows: np.ndarray, quantile: float, margin: float) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,25 @@ def warmup_threshold(scores: np.ndarray, quantile: float, margin: float) -> floa
     if finite.size == 0:
         raise ValueError("no finite warm-up score to calibrate the threshold on")
     return float(np.quantile(finite, quantile) * margin)
+
+
+def fitted_init(params, n_features: int, **fitted: None) -> dict[str, Any]:
+    """The state of a fitted detector (hotelling, robust_z) that has seen nothing yet: its params,
+    its feature pipeline, the warm-up's records, and `fitted` (the fields the warm-up fills)."""
+    from etl.detectors.features import features_init  # features imports this module
+
+    if not 0 <= params.burn < params.warmup - 2:
+        raise ValueError(f"burn ({params.burn}) must leave at least 3 of the {params.warmup} warm-up records")
+    return {
+        "params": asdict(params),
+        "n": 0,
+        "features": features_init(n_features, params.detrend, params.exclude),
+        "warm": [],
+        **fitted,
+        "threshold": None,
+        "alarm": False,
+        "run": 0,  # records the current alarm has lasted
+    }
 
 
 def warming(state: dict[str, Any], new: dict[str, Any], feats: np.ndarray, fit) -> dict[str, Any] | None:

@@ -40,6 +40,7 @@ class Settings:
     clock: Clock = field(default_factory=Clock)
     max_rows: int = 10_000_000
     chunk_rows: int = 262_144
+    memory_budget_mb: int = 1024  # the most the API may hold at once: chunks and streams sized from it by rows
     max_streams: int = 4  # bulk answers streaming at once; each holds a producer thread and a few chunks
     send_timeout: float = 60.0  # seconds a bulk answer's chunk may wait for the client before the answer ends
     # The plausible time window of data: every time parameter lies in
@@ -52,9 +53,9 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        """FLEET_FILE, SIM_NOW (ISO 8601), SIM_SPEED, API_MAX_ROWS, API_CHUNK_ROWS, API_MAX_STREAMS,
-        API_MIN_TIME, API_MAX_AHEAD_DAYS, API_KEY, API_SEND_TIMEOUT_SECONDS, API_REPLAY_PATHS (colon-separated files or
-        folders), API_STREAM_MAX_SECONDS."""
+        """FLEET_FILE, SIM_NOW (ISO 8601), SIM_SPEED, API_MAX_ROWS, API_CHUNK_ROWS, API_MEMORY_BUDGET_MB,
+        API_MAX_STREAMS, API_MIN_TIME, API_MAX_AHEAD_DAYS, API_KEY, API_SEND_TIMEOUT_SECONDS,
+        API_REPLAY_PATHS (colon-separated files or folders), API_STREAM_MAX_SECONDS."""
         env = dict(os.environ if env is None else env)
         min_time = _instant(env, "API_MIN_TIME") or cls.min_time
         return cls(
@@ -62,6 +63,7 @@ class Settings:
             clock=Clock(anchor=_instant(env, "SIM_NOW"), speed=_positive(env, "SIM_SPEED", 1.0, float)),
             max_rows=_positive(env, "API_MAX_ROWS", cls.max_rows, int),
             chunk_rows=_positive(env, "API_CHUNK_ROWS", cls.chunk_rows, int),
+            memory_budget_mb=_positive(env, "API_MEMORY_BUDGET_MB", cls.memory_budget_mb, int),
             max_streams=_positive(env, "API_MAX_STREAMS", cls.max_streams, int),
             send_timeout=_positive(env, "API_SEND_TIMEOUT_SECONDS", cls.send_timeout, float),
             min_time=min_time,

@@ -18,6 +18,7 @@ LIMITS = {
     "first_pull_days": (0, 3_650_000),
     "max_future_days": (0, 36_500),  # past the wall clock: more would overflow a datetime
     "alert_window_days": (0, 3_650_000),
+    "memory_budget_mb": (64, math.inf),  # below this no page of a wide fleet fits
 }
 
 
@@ -34,6 +35,8 @@ class EtlSettings:
     backoff_seconds: float = 0.5  # doubled after every failed attempt, with jitter
     backoff_max_seconds: float = 30.0
     page_rows: int = 500_000  # rows per request: large pages, few round trips, bounded memory
+    memory_budget_mb: int = 1024  # the most a pull, a transform or the stream job may hold: pages,
+    # chunks and DuckDB's memory_limit are sized from it by rows, whatever the fleet's width
     lock_timeout: float = 600.0
     snapshot_dir: str = "snapshot"  # where the DAG publishes the dashboard's snapshot: an ignored folder;
     # the committed streamlit_data/ changes only by `python -m etl snapshot --out streamlit_data`
@@ -76,8 +79,8 @@ class EtlSettings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> EtlSettings:
         """ETL_API_URL, ETL_API_KEY, ETL_LAKE, ETL_FIRST_PULL_DAYS, ETL_CONNECT_TIMEOUT, ETL_READ_TIMEOUT,
-        ETL_RETRIES, ETL_BACKOFF_SECONDS, ETL_BACKOFF_MAX_SECONDS, ETL_PAGE_ROWS, ETL_LOCK_TIMEOUT,
-        ETL_SNAPSHOT_DIR, ETL_ALERT_WINDOW_DAYS, ETL_ALERT_WEBHOOK, ETL_SMTP_HOST, ETL_SMTP_PORT,
+        ETL_RETRIES, ETL_BACKOFF_SECONDS, ETL_BACKOFF_MAX_SECONDS, ETL_PAGE_ROWS, ETL_MEMORY_BUDGET_MB,
+        ETL_LOCK_TIMEOUT, ETL_SNAPSHOT_DIR, ETL_ALERT_WINDOW_DAYS, ETL_ALERT_WEBHOOK, ETL_SMTP_HOST, ETL_SMTP_PORT,
         ETL_SMTP_FROM, ETL_SMTP_TO, ETL_OPS_DB, ETL_ALARM_RULES, ETL_MIN_TIME, ETL_MAX_FUTURE_DAYS."""
         env = dict(os.environ if env is None else env)
         values = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 import tempfile
 import unittest
@@ -111,7 +112,7 @@ class DoorSimulatorTest(unittest.TestCase):
         self.assertEqual(self.sim.readings(h - 48, h + 2, self.sim.select("Madrid")).num_rows, 2)
 
     def test_traffic_is_realistic(self) -> None:
-        weights = {ss.store.name: [d.weight for d in ss.doors] for ss in self.sim.stores}
+        weights = {ss.store.name: ss.weights for ss in self.sim.stores}
         self.assertLess(min(weights["Paris"]), 0.1, "some doors are barely used")
         self.assertGreater(max(weights["Paris"]), 2.0)
         local = self.year[self.year.store == "Paris"].copy()
@@ -199,12 +200,12 @@ class DoorEventsTest(unittest.TestCase):
         exposure: dict[int, float] = {}
         h0, h1 = hour_of("2014-01-01T00:00:00+00:00"), hour_of("2026-01-01T00:00:00+00:00")
         for ss in sim.stores:
-            for col, s, _ in sim.failures(ss, list(ss.doors), h0, h1):
-                installed = ss.doors[col].installed_hours
+            for col, s, _ in zip(*sim.failures(ss, np.arange(ss.n_doors), h0, h1), strict=True):
+                installed = ss.installed[col]
                 age = int((s - installed[installed <= s][-1]) // 8766)
                 starts_by_age[age] = starts_by_age.get(age, 0) + 1
-            for door in ss.doors:
-                for a, b in zip(door.installed_hours[:-1], door.installed_hours[1:], strict=False):
+            for installed in ss.installed:
+                for a, b in itertools.pairwise(installed):
                     for age in range(8):
                         lo, hi = max(a + age * 8766, ss.opened_hour, h0), min(a + (age + 1) * 8766, b, h1)
                         exposure[age] = exposure.get(age, 0.0) + max(0, hi - lo) / 8766

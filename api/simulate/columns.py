@@ -31,3 +31,15 @@ def tile_names(names: list[str], times: int) -> pa.StringArray:
     offsets = np.zeros(len(names) * times + 1, np.int64)
     offsets[1:] = (np.arange(times, dtype=np.int64)[:, None] * len(pattern) + ends[None, :]).ravel()
     return _string_array(offsets, pattern * times)
+
+
+def tile_runs(names: list[str], counts: list[int], times: int) -> pa.StringArray:
+    """Each of names[i] counts[i] times, that pattern repeated `times` times: the store column of a
+    (hours x doors) grid of several stores, without a Python string per door."""
+    encoded = [n.encode() for n in names]
+    pattern = b"".join(e * c for e, c in zip(encoded, counts, strict=True))
+    lengths = np.repeat(np.array([len(e) for e in encoded], np.int64), counts)
+    ends = np.cumsum(lengths, dtype=np.int64)
+    offsets = np.zeros(len(lengths) * times + 1, np.int64)
+    offsets[1:] = (np.arange(times, dtype=np.int64)[:, None] * len(pattern) + ends[None, :]).ravel()
+    return _string_array(offsets, pattern * times)

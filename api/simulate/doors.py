@@ -20,11 +20,23 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from api.fleet import DoorModel, Fleet, Store
-from api.simulate.columns import repeat_names, tile_names
-from api.simulate.rng import Stream, between, gamma_factor, hash_keys, name_key, normal, poisson, rehash, uniform
-from contract.schemas import DOOR_READINGS, events_table
+from api.simulate.columns import repeat_names, tile_runs
+from api.simulate.rng import (
+    Stream,
+    between,
+    gamma_factor,
+    hash_keys,
+    hash_on,
+    name_key,
+    normal,
+    poisson,
+    rehash,
+    uniform,
+)
+from contract.schemas import DOOR_READINGS, EVENTS, events_table
 
 HOUR_S = 3600
 HOURS_PER_YEAR = 8766.0
@@ -34,12 +46,17 @@ _SCHEDULE_STEPS = 200
 _FEW_HOURS = 48
 
 
-@dataclass(frozen=True)
-class DoorSensor:
-    sensor_id: int
-    key: int
-    weight: float
-    installed_hours: np.ndarray  # hour indices at which a new sensor was fitted, ascending
+# A door's failure draws are made over at most this many door-days at once, so that a long span
+# of a wide fleet stays within a few MB.
+_FAILURE_BLOCK_CELLS = 1 << 18
+# Sensor replacements are kept up to this hour (the year 2400): the API serves no later hour (its
+# clock stops by 2200, plus API_MAX_AHEAD_DAYS), and a wide fleet keeps ~100, not 201, a door.
+_INSTALLED_UNTIL_HOUR = int(dt.datetime(2400, 1, 1, tzinfo=dt.UTC).timestamp()) // HOUR_S
+
+# Failure chains (door id, start hour, end hour), sorted by door, then start.
+Failures = tuple[np.ndarray, np.ndarray, np.ndarray]
+# The doors a request covers: each store with the ids of its doors, ascending.
+Selection = list[tuple["StoreSim", np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -47,12 +64,18 @@ class StoreSim:
     store: Store
     key: int
     opened_hour: int
-    doors: tuple[DoorSensor, ...]
+    door_keys: np.ndarray  # (D,) uint64: a door's random key
+    weights: np.ndarray  # (D,) a door's share of the store's traffic, mean 1
+    installed: np.ndarray  # (D, K) hour indices at which a new sensor was fitted, ascending per door
     expansion_hours: np.ndarray
     expansion_gains: np.ndarray
     weekday_factor: np.ndarray  # (7,) mean 1 over the open weekdays
     hour_factor: np.ndarray  # (24,) mean 1 over the open hours, 0 outside
     open_weekday: np.ndarray  # (7,) bool
+
+    @property
+    def n_doors(self) -> int:
+        return len(self.door_keys)
 
 
 @dataclass
@@ -65,10 +88,9 @@ class Grid:
     surge: np.ndarray  # (H,) multiplier, 1 outside surges
     day_off: np.ndarray  # (H,) bool: an open hour of a day the store stays closed
     burst: np.ndarray  # (H, D) multiplier of a door's bursts (> 1) and dips (< 1), 1 elsewhere
-    counts: np.ndarray  # (H, D) float, NaN where the sensor failed
+    counts: np.ndarray  # (H, D) float, NaN where the sensor failed (zeros when not asked for)
     anomaly: np.ndarray  # (H, D) bool
     failed: np.ndarray  # (H, D) bool
-    failures: list[tuple[int, int, int]]  # (door column, start hour, end hour)
 
 
 def local_calendar(timezone: str, hours: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -96,10 +118,12 @@ class DoorSimulator:
         self.seed = fleet.seed
         self.model: DoorModel = fleet.doors
         self.stores = tuple(self._store_sim(s) for s in fleet.stores)
+        self._by_name = {ss.store.name: ss for ss in self.stores}
 
     # -- static, seed-derived structure -------------------------------------------------
 
     def _store_sim(self, store: Store) -> StoreSim:
+        """A store's schedules and doors, drawn for all its doors at once (linear in the doors)."""
         m, seed = self.model, self.seed
         key = name_key("store", store.name)
         opened = hour_index(store)
@@ -107,26 +131,27 @@ class DoorSimulator:
         gaps = between(uniform(hash_keys(seed, Stream.STORE_EXPANSION, key, steps, 0)), m.expansion_every_years)
         gains = between(uniform(hash_keys(seed, Stream.STORE_EXPANSION, key, steps, 1)), m.expansion_gain)
         expansion_hours = opened + np.cumsum(gaps * HOURS_PER_YEAR).astype(np.int64)
-        keys = [name_key("door", store.name, i) for i in range(store.doors)]
-        weights = np.exp(0.5 * normal(hash_keys(seed, Stream.DOOR_WEIGHT, np.array(keys, np.uint64), 0)))
-        underused = uniform(hash_keys(seed, Stream.DOOR_WEIGHT, np.array(keys, np.uint64), 1)) < m.underused_rate
+        keys = np.array([name_key("door", store.name, i) for i in range(store.doors)], np.uint64)
+        weights = np.exp(0.5 * normal(hash_keys(seed, Stream.DOOR_WEIGHT, keys, 0)))
+        underused = uniform(hash_keys(seed, Stream.DOOR_WEIGHT, keys, 1)) < m.underused_rate
         weights = np.where(underused & (store.doors > 1), weights * m.underused_share, weights)
         weights = weights / weights.mean()
-        doors = []
-        for i, k in enumerate(keys):
-            lifetimes = between(uniform(hash_keys(seed, Stream.DOOR_REPLACE, k, steps)), m.replace_every_years)
-            installed = opened + np.concatenate([[0], np.cumsum(lifetimes * HOURS_PER_YEAR)]).astype(np.int64)
-            doors.append(DoorSensor(i, k, float(weights[i]), installed))
+        lifetimes = between(uniform(hash_keys(seed, Stream.DOOR_REPLACE, keys[:, None], steps)), m.replace_every_years)
+        ages = np.cumsum(lifetimes * HOURS_PER_YEAR, axis=1).astype(np.int64)
+        installed = opened + np.concatenate([np.zeros((store.doors, 1), np.int64), ages], axis=1)
+        kept = max(1, int((installed <= _INSTALLED_UNTIL_HOUR).sum(axis=1).max()))
         open_days = [d for d in range(7) if d not in store.closed_weekdays]
         weekday = np.ones(7)
         weekday[open_days] = _profile(m.weekday_profile, len(open_days))
         hourly = np.zeros(24)
         hourly[store.open_hour : store.close_hour] = _profile(m.hour_profile, store.close_hour - store.open_hour)
         open_weekday = np.isin(np.arange(7), open_days)
-        return StoreSim(store, key, opened, tuple(doors), expansion_hours, gains, weekday, hourly, open_weekday)
+        installed = np.ascontiguousarray(installed[:, :kept])
+        return StoreSim(store, key, opened, keys, weights, installed, expansion_hours, gains, weekday, hourly,
+                        open_weekday)  # fmt: skip
 
     def store_sim(self, name: str) -> StoreSim | None:
-        return next((s for s in self.stores if s.store.name == name), None)
+        return self._by_name.get(name)
 
     # -- the grid ------------------------------------------------------------------------
 
@@ -148,28 +173,31 @@ class DoorSimulator:
         in_surge, factor = _day_spans(h, ss.store, local_hour, m.surge_day_rate, m.surge_hours, m.surge_factor)
         return np.where(in_surge & is_open, factor, 1.0)
 
-    def _bursts(
-        self, ss: StoreSim, doors: list[DoorSensor], local_day: np.ndarray, local_hour: np.ndarray
-    ) -> np.ndarray:
-        """(H, D) multipliers: a door's bursts (a group, a promotion) and dips (its entrance closed)."""
+    def _bursts(self, ss: StoreSim, doors: np.ndarray, local_day: np.ndarray, local_hour: np.ndarray) -> np.ndarray:
+        """(H, D) multipliers: a door's bursts (a group, a promotion) and dips (its entrance closed).
+
+        Drawn per door-day; the few door-days with one are expanded to their hours at once."""
         m = self.model
         out = np.ones((len(local_day), len(doors)))
-        if not doors or (m.burst_day_rate <= 0 and m.dip_day_rate <= 0):
+        if not len(doors) or (m.burst_day_rate <= 0 and m.dip_day_rate <= 0):
             return out
-        keys = np.array([d.key for d in doors], np.uint64)[None, :]
-        days = np.unique(local_day)  # drawn per door-day, not per hour; local_day is ascending
+        days = np.unique(local_day)  # local_day is ascending
+        day_lo, day_hi = np.searchsorted(local_day, days, "left"), np.searchsorted(local_day, days, "right")
         for stream, rate, hours, factor in (
             (Stream.DOOR_BURST, m.burst_day_rate, m.burst_hours, m.burst_factor),
             (Stream.DOOR_DIP, m.dip_day_rate, m.dip_hours, m.dip_factor),
         ):
-            if rate > 0:
-                h = hash_keys(self.seed, stream, keys, days[:, None], np.arange(4)[:, None, None])
-                happens, first, length, size = _day_span_draws(h, ss.store, rate, hours, factor)
-                for d, c in zip(*np.nonzero(happens), strict=True):  # a loop over events (1 %), not readings
-                    lo, hi = np.searchsorted(local_day, days[d], "left"), np.searchsorted(local_day, days[d], "right")
-                    span = local_hour[lo:hi]
-                    inside = lo + np.nonzero((span >= first[d, c]) & (span < first[d, c] + length[d, c]))[0]
-                    out[inside, c] *= size[d, c]
+            if rate <= 0:
+                continue
+            h_day = hash_on(hash_keys(self.seed, stream, ss.door_keys[doors])[None, :], days[:, None])
+            d, c = np.nonzero(uniform(hash_on(h_day, 0)) < rate)
+            if not len(d):
+                continue
+            h = np.stack([hash_on(h_day[d, c], k) for k in range(4)])
+            _, first, length, size = _day_span_draws(h, ss.store, rate, hours, factor)
+            rows, event = _expand(day_lo[d], day_hi[d])
+            inside = (local_hour[rows] >= first[event]) & (local_hour[rows] < first[event] + length[event])
+            out[rows[inside], c[event[inside]]] *= size[event[inside]]  # one event a door-day: no repeats
         return out
 
     def _day_off(self, ss: StoreSim, local_day: np.ndarray) -> np.ndarray:
@@ -179,65 +207,89 @@ class DoorSimulator:
             return np.zeros(len(local_day), bool)
         return uniform(hash_keys(self.seed, Stream.STORE_DAY_OFF, ss.key, local_day)) < rate
 
-    def failures(self, ss: StoreSim, doors: list[DoorSensor], h0: int, h1: int) -> list[tuple[int, int, int]]:
-        """Failure intervals (door column, start, end) of some doors that overlap [h0, h1), merged."""
+    # -- sensor failures -----------------------------------------------------------------
+
+    def failures(self, ss: StoreSim, doors: np.ndarray, h0: int, h1: int) -> Failures:
+        """The failure chains (merged overlapping failures) of some doors that overlap [h0, h1).
+
+        A chain can reach back further than one failure lasts. Each door decides its own
+        look-back: only the doors whose chain overlapping [h0, h1) starts near the edge of
+        the days drawn are drawn again further back, so the chains do not depend on where a
+        request starts, and the cost does not depend on the other doors."""
         m = self.model
-        last_day = (h1 - 1) // 24
-        lookback = m.failure_hours[1]
-        # A chain of overlapping failures can reach back further than one failure lasts:
-        # widen the look-back until no chain starts at its edge, so that the intervals
-        # reported do not depend on where a request starts.
-        for _ in range(64):
+        doors = np.asarray(doors, np.int64)
+        found: list[Failures] = []
+        last_day, lookback = (h1 - 1) // 24, m.failure_hours[1]
+        while len(doors) and h1 > h0:
             first_day = max(h0 - lookback, ss.opened_hour) // 24
-            merged = self._failure_intervals(ss, doors, first_day, last_day)
-            edge = first_day * 24 + m.failure_hours[1]
-            if first_day * 24 <= ss.opened_hour or all(s >= edge for _, s, _ in merged):
-                break
-            lookback *= 2
-        return [(c, s, e) for c, s, e in merged if e > h0 and s < h1]
+            door, start, end = _chains(*self._failure_draws(ss, doors, first_day, last_day))
+            overlaps = (end > h0) & (start < h1)
+            unsure = np.zeros(0, np.int64)
+            if first_day * 24 > ss.opened_hour:  # a failure before first_day may still reach these chains
+                unsure = np.unique(door[overlaps & (start < first_day * 24 + m.failure_hours[1])])
+            sure = overlaps & ~np.isin(door, unsure)
+            found.append((door[sure], start[sure], end[sure]))
+            doors, lookback = unsure, lookback * 2
+        if not found:
+            return _no_failures()
+        door, start, end = (np.concatenate(parts) for parts in zip(*found, strict=True))
+        order = np.lexsort((start, door))
+        return door[order], start[order], end[order]
 
-    def _failure_intervals(
-        self, ss: StoreSim, doors: list[DoorSensor], first_day: int, last_day: int
-    ) -> list[tuple[int, int, int]]:
+    def _failure_draws(self, ss: StoreSim, doors: np.ndarray, first_day: int, last_day: int) -> Failures:
+        """Every single failure (door, start, end) starting on days [first_day, last_day], drawn in
+        blocks of days so that memory stays small, and the age of a sensor looked up only for the
+        door-days that could fail at its oldest."""
         m = self.model
-        if last_day < first_day or not doors:
-            return []
-        day_start = np.arange(first_day, last_day + 1, dtype=np.int64)[:, None] * 24  # (days, 1)
-        fitted = np.full((day_start.shape[0], len(doors)), ss.opened_hour, np.int64)
-        for col, door in enumerate(doors):
-            for installed in door.installed_hours[1:]:
-                if installed > day_start[-1, 0]:
-                    break
-                fitted[:, col] = np.where(day_start[:, 0] >= installed, installed, fitted[:, col])
-        age_years = np.maximum(day_start - fitted, 0) / HOURS_PER_YEAR
-        p = m.failure_base * (1.0 + age_years) ** m.failure_age_power
-        keys = np.array([d.key for d in doors], np.uint64)[None, :]
-        h = hash_keys(self.seed, Stream.DOOR_FAILURE, keys, day_start // 24, np.arange(3)[:, None, None])
-        rows, cols = np.nonzero((uniform(h[0]) < p) & (day_start >= ss.opened_hour))
-        start = day_start[rows, 0] + (uniform(h[1][rows, cols]) * 24).astype(np.int64)
+        if last_day < first_day or not len(doors) or m.failure_base <= 0:
+            return _no_failures()
+        prefix = hash_keys(self.seed, Stream.DOOR_FAILURE, ss.door_keys[doors])[None, :]
         log_bounds = (np.log(m.failure_hours[0]), np.log(m.failure_hours[1]))
-        end = start + np.exp(between(uniform(h[2][rows, cols]), log_bounds)).astype(np.int64)
-        order = np.lexsort((start, cols))
-        merged: list[tuple[int, int, int]] = []
-        for c, s_, e in zip(cols[order].tolist(), start[order].tolist(), end[order].tolist(), strict=True):
-            if merged and merged[-1][0] == c and s_ <= merged[-1][2]:
-                merged[-1] = (c, merged[-1][1], max(merged[-1][2], e))
-            else:
-                merged.append((c, max(s_, ss.opened_hour), e))
-        return merged
+        step = max(1, _FAILURE_BLOCK_CELLS // len(doors))
+        parts = []
+        for d0 in range(first_day, last_day + 1, step):
+            days = np.arange(d0, min(d0 + step, last_day + 1), dtype=np.int64)
+            h_day = hash_on(prefix, days[:, None])
+            u = uniform(hash_on(h_day, 0))
+            oldest = np.maximum(days * 24 - ss.opened_hour, 0) / HOURS_PER_YEAR  # a sensor fitted at opening
+            p_max = m.failure_base * np.maximum((1.0 + oldest) ** m.failure_age_power, 1.0) * (1 + 1e-9)
+            r, c = np.nonzero((u < p_max[:, None]) & (days[:, None] * 24 >= ss.opened_hour))
+            day_start = days[r] * 24
+            age_years = np.maximum(day_start - self._fitted(ss, doors[c], day_start), 0) / HOURS_PER_YEAR
+            fails = u[r, c] < m.failure_base * (1.0 + age_years) ** m.failure_age_power
+            r, c, day_start, h = r[fails], c[fails], day_start[fails], h_day[r[fails], c[fails]]
+            start = day_start + (uniform(hash_on(h, 1)) * 24).astype(np.int64)
+            end = start + np.exp(between(uniform(hash_on(h, 2)), log_bounds)).astype(np.int64)
+            parts.append((doors[c], start, end))
+        return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
 
-    def grid(self, ss: StoreSim, h0: int, h1: int, doors: list[DoorSensor]) -> Grid:
-        """Readings and injected events of some doors of one store over hours [h0, h1)."""
+    @staticmethod
+    def _fitted(ss: StoreSim, doors: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """The hour each door's current sensor was fitted, at hours `at` (at or after opening)."""
+        installed = ss.installed[doors]
+        index = np.maximum((installed <= at[:, None]).sum(axis=1) - 1, 0)
+        return installed[np.arange(len(doors)), index]
+
+    # -- the grid ------------------------------------------------------------------------
+
+    def grid(
+        self, ss: StoreSim, h0: int, h1: int, doors: np.ndarray, failures: Failures | None = None, counts: bool = True
+    ) -> Grid:
+        """Readings and injected events of some doors of one store over hours [h0, h1).
+
+        `failures`: the doors' chains over at least [h0, h1), when the caller has them already
+        (drawn once for a whole request, not once per chunk); `counts`: False for the events only."""
         m = self.model
+        doors = np.asarray(doors, np.int64)
         hours = np.arange(max(h0, ss.opened_hour), max(h1, ss.opened_hour), dtype=np.int64)
         n_h, n_d = len(hours), len(doors)
-        counts = np.zeros((n_h, n_d))
+        grid_counts = np.zeros((n_h, n_d))
         anomaly = np.zeros((n_h, n_d), bool)
-        failed = np.zeros((n_h, n_d), bool)
         if n_h == 0:
             empty = np.zeros(0)
             flag = empty.astype(bool)
-            return Grid(hours, flag, empty.astype(np.int64), empty, flag, counts.copy(), counts, anomaly, failed, [])
+            return Grid(hours, flag, empty.astype(np.int64), empty, flag, grid_counts.copy(), grid_counts, anomaly,
+                        anomaly.copy())  # fmt: skip
         local_day, local_hour, weekday = local_calendar(ss.store.timezone, hours)
         st = ss.store
         is_open = ss.open_weekday[weekday] & (local_hour >= st.open_hour) & (local_hour < st.close_hour)
@@ -248,59 +300,77 @@ class DoorSimulator:
 
         rows = np.nonzero(is_open)[0]
         if len(rows):
-            typical = (self._level(ss, hours[rows]) * ss.weekday_factor[weekday[rows]])[:, None] * (
-                ss.hour_factor[local_hour[rows]][:, None] * np.array([d.weight for d in doors])[None, :]
-            )
-            keys = np.array([d.key for d in doors], np.uint64)[None, :]
-            noise_h = hash_keys(self.seed, Stream.DOOR_NOISE, keys, hours[rows, None])
-            noise_z = normal(noise_h)
-            is_anomaly = uniform(hash_keys(self.seed, Stream.DOOR_ANOMALY, keys, hours[rows, None])) < m.anomaly_rate
+            keys = ss.door_keys[doors]
+            anomaly_h = hash_on(hash_keys(self.seed, Stream.DOOR_ANOMALY, keys)[None, :], hours[rows, None])
+            is_anomaly = uniform(anomaly_h) < m.anomaly_rate
             is_anomaly &= ~day_off[rows, None]
-            expected = np.where(is_anomaly, typical * m.anomaly_factor, typical * surge[rows, None])
-            if m.burst_day_rate > 0 or m.dip_day_rate > 0:
-                expected = expected * burst[rows]
-            expected = np.where(day_off[rows, None], 0.0, expected)
-            if m.noise == "normal":  # the original: rint(expected x (1 + cv N(0, 1)))
-                counts[rows] = np.rint(np.maximum(expected * (1.0 + m.noise_cv * noise_z), 0.0))
-            else:  # gamma-Poisson: a factor per door-hour and one per store-day, each of mean 1
-                day_z = normal(hash_keys(self.seed, Stream.STORE_DAY, ss.key, local_day[rows]))
-                rate = expected * gamma_factor(noise_z, st.dispersion) * gamma_factor(day_z, st.day_dispersion)[:, None]
-                counts[rows] = poisson(rehash(noise_h, Stream.DOOR_COUNT), rate)
             anomaly[rows] = is_anomaly
+            if counts:
+                calendar = (hours[rows], local_day[rows], local_hour[rows], weekday[rows])
+                events = (surge[rows], day_off[rows], burst[rows], is_anomaly)
+                grid_counts[rows] = self._counts(ss, doors, calendar, *events)
 
-        failures = self.failures(ss, doors, h0, h1)
-        for col, s, e in failures:
-            failed[max(s, hours[0]) - hours[0] : min(e, h1) - hours[0], col] = True
-        counts[failed] = np.nan
+        if failures is None:
+            failures = self.failures(ss, doors, h0, h1)
+        failed = _failed_cells(failures, doors, hours[0], h1)
+        grid_counts[failed] = np.nan
         anomaly &= ~failed
-        return Grid(hours, is_open, local_day, surge, day_off, burst, counts, anomaly, failed, failures)
+        return Grid(hours, is_open, local_day, surge, day_off, burst, grid_counts, anomaly, failed)
+
+    def _counts(
+        self, ss: StoreSim, doors: np.ndarray, calendar: tuple[np.ndarray, ...], surge: np.ndarray,
+        day_off: np.ndarray, burst: np.ndarray, is_anomaly: np.ndarray,
+    ) -> np.ndarray:  # fmt: skip
+        """The counts of some doors over open hours (rows: hour, local day, local hour, weekday),
+        before failures."""
+        m, st = self.model, ss.store
+        hours, local_day, local_hour, weekday = calendar
+        typical = (self._level(ss, hours) * ss.weekday_factor[weekday])[:, None] * (
+            ss.hour_factor[local_hour][:, None] * ss.weights[doors][None, :]
+        )
+        noise_h = hash_on(hash_keys(self.seed, Stream.DOOR_NOISE, ss.door_keys[doors])[None, :], hours[:, None])
+        noise_z = normal(noise_h)
+        expected = np.where(is_anomaly, typical * m.anomaly_factor, typical * surge[:, None])
+        if m.burst_day_rate > 0 or m.dip_day_rate > 0:
+            expected = expected * burst
+        expected = np.where(day_off[:, None], 0.0, expected)
+        if m.noise == "normal":  # the original: rint(expected x (1 + cv N(0, 1)))
+            return np.rint(np.maximum(expected * (1.0 + m.noise_cv * noise_z), 0.0))
+        # gamma-Poisson: a factor per door-hour and one per store-day, each of mean 1
+        day_z = normal(hash_keys(self.seed, Stream.STORE_DAY, ss.key, local_day))
+        rate = expected * gamma_factor(noise_z, st.dispersion) * gamma_factor(day_z, st.day_dispersion)[:, None]
+        return poisson(rehash(noise_h, Stream.DOOR_COUNT), rate)
 
     # -- readings ------------------------------------------------------------------------
 
-    def select(self, store: str | None = None, sensor_id: int | None = None) -> list[tuple[StoreSim, list[DoorSensor]]]:
-        """The (store, doors) pairs a request covers, in fleet order."""
+    def select(self, store: str | None = None, sensor_id: int | None = None) -> Selection:
+        """The (store, door ids) pairs a request covers, in fleet order."""
         chosen = []
         for ss in self.stores:
             if store is not None and ss.store.name != store:
                 continue
-            doors = list(ss.doors) if sensor_id is None else [ss.doors[sensor_id]]
+            doors = np.arange(ss.n_doors) if sensor_id is None else np.array([sensor_id])
             chosen.append((ss, doors))
         return chosen
 
-    def row_count(self, h0: int, h1: int, selection: list[tuple[StoreSim, list[DoorSensor]]]) -> int:
+    def row_count(self, h0: int, h1: int, selection: Selection) -> int:
         return sum(len(doors) * max(0, h1 - max(h0, ss.opened_hour)) for ss, doors in selection)
 
-    def readings(self, h0: int, h1: int, selection: list[tuple[StoreSim, list[DoorSensor]]]) -> pa.Table:
-        """All rows for hours [h0, h1), ordered by ts, then fleet store order, then sensor_id."""
+    def readings(self, h0: int, h1: int, selection: Selection, failures: list[Failures] | None = None) -> pa.Table:
+        """All rows for hours [h0, h1), ordered by ts, then fleet store order, then sensor_id.
+
+        `failures`: each selected store's chains over at least [h0, h1), if drawn already."""
         n_h = max(h1 - h0, 0)
-        names = [ss.store.name for ss, doors in selection for _ in doors]
-        sensor_ids = np.array([d.sensor_id for _, doors in selection for d in doors], np.int32)
-        counts = np.zeros((n_h, len(names)), np.int32)
-        failed = np.zeros((n_h, len(names)), bool)
-        first_row = np.zeros(len(names), np.int64)  # rows before a store opened do not exist
+        width = sum(len(doors) for _, doors in selection)
+        names = [ss.store.name for ss, _ in selection]
+        widths = [len(doors) for _, doors in selection]
+        sensor_ids = np.concatenate([doors for _, doors in selection] or [np.zeros(0)]).astype(np.int32)
+        counts = np.zeros((n_h, width), np.int32)
+        failed = np.zeros((n_h, width), bool)
+        first_row = np.zeros(width, np.int64)  # rows before a store opened do not exist
         col = 0
-        for ss, doors in selection:
-            g = self.grid(ss, h0, h1, doors)
+        for i, (ss, doors) in enumerate(selection):
+            g = self.grid(ss, h0, h1, doors, None if failures is None else failures[i])
             offset = g.hours[0] - h0 if len(g.hours) else n_h
             counts[offset:, col : col + len(doors)] = np.nan_to_num(g.counts)
             failed[offset:, col : col + len(doors)] = g.failed
@@ -308,11 +378,11 @@ class DoorSimulator:
             col += len(doors)
         hours = h0 + np.arange(n_h, dtype=np.int64)
         if not first_row.any():  # every store open throughout: the grid's rows are all there
-            ts, stores = np.repeat(hours, len(names)), tile_names(names, n_h)
+            ts, stores = np.repeat(hours, width), tile_runs(names, widths, n_h)
             sensors, values, mask = np.tile(sensor_ids, n_h), counts.ravel(), failed.ravel()
         else:
             rows, cols = np.nonzero(np.arange(n_h)[:, None] >= first_row[None, :])
-            ts, stores = hours[rows], repeat_names(cols, names)
+            ts, stores = hours[rows], repeat_names(np.repeat(np.arange(len(names)), widths)[cols], names)
             sensors, values, mask = sensor_ids[cols], counts[rows, cols], failed[rows, cols]
         return pa.Table.from_arrays(
             [
@@ -324,76 +394,163 @@ class DoorSimulator:
             schema=DOOR_READINGS,
         )
 
-    def reading_chunks(
-        self, h0: int, h1: int, selection: list[tuple[StoreSim, list[DoorSensor]]], chunk_rows: int
-    ) -> Iterator[pa.Table]:
-        """Readings for [h0, h1) in tables of about chunk_rows rows, so memory stays flat."""
+    def reading_chunks(self, h0: int, h1: int, selection: Selection, chunk_rows: int) -> Iterator[pa.Table]:
+        """Readings for [h0, h1) in tables of at most about chunk_rows rows, so memory stays flat
+        whatever the fleet's width: several hours of a narrow fleet, or one hour of a wide one
+        split by doors (its rows stay in order). The failures are drawn once for the request."""
+        failures = [self.failures(ss, doors, h0, h1) for ss, doors in selection]
         width = max(1, sum(len(doors) for _, doors in selection))
-        step = max(1, chunk_rows // width)
-        for start in range(h0, h1, step):
-            yield self.readings(start, min(start + step, h1), selection)
+        if width <= chunk_rows:
+            step = chunk_rows // width
+            for start in range(h0, h1, step):
+                yield self.readings(start, min(start + step, h1), selection, failures)
+            return
+        pieces = [
+            ([(ss, doors[i : i + chunk_rows])], [_only(f, doors[i : i + chunk_rows])])
+            for (ss, doors), f in zip(selection, failures, strict=True)
+            for i in range(0, len(doors), chunk_rows)
+        ]
+        for hour in range(h0, h1):
+            for piece, piece_failures in pieces:
+                yield self.readings(hour, hour + 1, piece, piece_failures)
 
     # -- ground truth --------------------------------------------------------------------
 
-    def events(self, h0: int, h1: int, chunk_hours: int = 24 * 92) -> pa.Table:
-        """Every injected door event that overlaps [h0, h1)."""
-        cols: dict[str, list] = {k: [] for k in ("kind", "id", "start", "end", "type", "level")}
-        cols.update({"store": [], "sensor_id": [], "magnitude": []})
-
-        def add(ident: str, start: int, end: int, kind: str, level: str, store: str, sensor, magnitude) -> None:
-            for k, v in zip(
-                ("kind", "id", "start", "end", "type", "level", "store", "sensor_id", "magnitude"),
-                ("doors", ident, start * US_PER_HOUR, end * US_PER_HOUR, kind, level, store, sensor, magnitude),
-                strict=True,
-            ):
-                cols[k].append(v)
-
+    def events(self, h0: int, h1: int, chunk_rows: int = 262_144) -> pa.Table:
+        """Every injected door event that overlaps [h0, h1), the grids drawn in chunks of about
+        chunk_rows door-hours."""
+        tables = []
         for ss in self.stores:
-            name = ss.store.name
-            for col, s, e in self.failures(ss, list(ss.doors), h0, h1):
-                add(f"{name}/{col}", s, e, "failure", "failed", name, col, None)
-            for door in ss.doors:
-                for fitted in door.installed_hours[1:]:
-                    if h0 <= fitted < h1:
-                        add(f"{name}/{door.sensor_id}", int(fitted), int(fitted) + 1, "replacement", "info", name,
-                            door.sensor_id, None)  # fmt: skip
-            ramp = int(self.model.expansion_ramp_days * 24)
-            for start, gain in zip(ss.expansion_hours.tolist(), ss.expansion_gains.tolist(), strict=True):
-                if start < h1 and start + ramp > h0:
-                    add(name, start, start + ramp, "expansion", "info", name, None, gain)
-            surges: list[tuple[int, int, float]] = []
-            days_off: list[tuple[int, int, float]] = []
-            bursts: list[list[tuple[int, int, float]]] = [[] for _ in ss.doors]
-            for c0 in range(h0, h1, chunk_hours):
-                g = self.grid(ss, c0, min(c0 + chunk_hours, h1), list(ss.doors))
-                for r, c in zip(*np.nonzero(g.anomaly), strict=True):
-                    hour = int(g.hours[r])
-                    add(f"{name}/{c}", hour, hour + 1, "anomaly", "low", name, int(c), self.model.anomaly_factor)
-                _extend_runs(surges, g.hours, g.surge, g.surge > 1.0)
-                _extend_runs(days_off, g.hours, np.zeros(len(g.hours)), g.day_off)
-                for c, runs in enumerate(bursts):  # a loop over doors, not readings
-                    seen = (g.burst[:, c] != 1.0) & ~g.failed[:, c] & ~g.day_off
-                    _extend_runs(runs, g.hours, g.burst[:, c], seen)
-            for s, e, factor in surges:
-                add(name, s, e, "surge", "high", name, None, factor)
-            for s, e, _ in days_off:
-                add(name, s, e, "day_off", "low", name, None, 0.0)
-            for c, runs in enumerate(bursts):
-                for s, e, factor in runs:
-                    kind, level = ("burst", "high") if factor > 1.0 else ("dip", "low")
-                    add(f"{name}/{c}", s, e, kind, level, name, c, factor)
-        return events_table(cols)
+            tables += self._store_events(ss, h0, h1, chunk_rows)
+        return pa.concat_tables(tables) if tables else events_table({"kind": []})
+
+    def _store_events(self, ss: StoreSim, h0: int, h1: int, chunk_rows: int) -> list[pa.Table]:
+        m, name = self.model, ss.store.name
+        doors = np.arange(ss.n_doors)
+        failures = self.failures(ss, doors, h0, h1)
+        out = [_events(name, "failure", "failed", failures[1], failures[2], failures[0], None)]
+        later = ss.installed[:, 1:]
+        door, k = np.nonzero((later >= h0) & (later < h1))
+        fitted = later[door, k]
+        out.append(_events(name, "replacement", "info", fitted, fitted + 1, door, None))
+        ramp = int(m.expansion_ramp_days * 24)
+        grow = (ss.expansion_hours < h1) & (ss.expansion_hours + ramp > h0)
+        starts = ss.expansion_hours[grow]
+        out.append(_events(name, "expansion", "info", starts, starts + ramp, None, ss.expansion_gains[grow]))
+        hours, surge, day_off, anomalies, bursts = [], [], [], [], []
+        step = max(1, chunk_rows // ss.n_doors)
+        for c0 in range(h0, h1, step):
+            g = self.grid(ss, c0, min(c0 + step, h1), doors, failures, counts=False)
+            hours.append(g.hours)
+            surge.append(g.surge)
+            day_off.append(g.day_off)
+            r, c = np.nonzero(g.anomaly)
+            anomalies.append((g.hours[r], c))
+            r, c = np.nonzero((g.burst != 1.0) & ~g.failed & ~g.day_off[:, None])
+            bursts.append((c, g.hours[r], g.burst[r, c]))
+        if hours:
+            at, door = (np.concatenate(p) for p in zip(*anomalies, strict=True))
+            out.append(_events(name, "anomaly", "low", at, at + 1, door, np.full(len(at), m.anomaly_factor)))
+            hours, surge, day_off = np.concatenate(hours), np.concatenate(surge), np.concatenate(day_off)
+            _, s, e, v = _runs(np.zeros(len(hours), np.int64), hours, surge, surge > 1.0)
+            out.append(_events(name, "surge", "high", s, e, None, v))
+            _, s, e, v = _runs(np.zeros(len(hours), np.int64), hours, np.zeros(len(hours)), day_off)
+            out.append(_events(name, "day_off", "low", s, e, None, v))
+            door, at, value = (np.concatenate(p) for p in zip(*bursts, strict=True))
+            order = np.lexsort((at, door))
+            door, s, e, v = _runs(door[order], at[order], value[order], np.ones(len(door), bool))
+            high = v > 1.0
+            out.append(_events(name, "burst", "high", s[high], e[high], door[high], v[high]))
+            out.append(_events(name, "dip", "low", s[~high], e[~high], door[~high], v[~high]))
+        return out
 
 
-def _extend_runs(runs: list[tuple[int, int, float]], hours: np.ndarray, value: np.ndarray, where: np.ndarray) -> None:
-    """Append maximal runs of consecutive hours (where true) with the same value; a run continues
-    one from the previous chunk."""
-    for i in np.nonzero(where)[0].tolist():
-        hour, v = int(hours[i]), float(value[i])
-        if runs and runs[-1][1] == hour and runs[-1][2] == v:
-            runs[-1] = (runs[-1][0], hour + 1, v)
-        else:
-            runs.append((hour, hour + 1, v))
+def _no_failures() -> Failures:
+    return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+
+
+def _chains(door: np.ndarray, start: np.ndarray, end: np.ndarray) -> Failures:
+    """Overlapping failures of a door merged into chains, for all doors at once: a running maximum
+    of the ends within each door (the door id in the high bits keeps the doors apart)."""
+    if not len(door):
+        return _no_failures()
+    order = np.lexsort((start, door))
+    door, start, end = door[order], start[order], end[order]
+    high = door << 32  # hours stay below 2**31
+    reach = np.maximum.accumulate(high + end) - high
+    new = np.ones(len(door), bool)
+    new[1:] = (door[1:] != door[:-1]) | (start[1:] > reach[:-1])
+    first = np.nonzero(new)[0]
+    last = np.append(first[1:] - 1, len(door) - 1)
+    return door[first], start[first], reach[last]
+
+
+def _only(failures: Failures, doors: np.ndarray) -> Failures:
+    """The chains of some of the doors."""
+    keep = np.isin(failures[0], doors)
+    return failures[0][keep], failures[1][keep], failures[2][keep]
+
+
+def _expand(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every index of the ranges [lo, hi), with the range each comes from."""
+    lengths = hi - lo
+    which = np.repeat(np.arange(len(lo)), lengths)
+    ends = np.cumsum(lengths)
+    return np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - lengths - lo, lengths), which
+
+
+def _failed_cells(failures: Failures, doors: np.ndarray, first_hour: int, h1: int) -> np.ndarray:
+    """(H, D) bool: the hours [first_hour, h1) each of `doors` spends failed."""
+    failed = np.zeros((h1 - first_hour, len(doors)), bool)
+    door, start, end = failures
+    col = np.searchsorted(doors, door)
+    known = col < len(doors)
+    known[known] = doors[col[known]] == door[known]
+    lo, hi = np.maximum(start, first_hour) - first_hour, np.minimum(end, h1) - first_hour
+    keep = known & (hi > lo)
+    rows, which = _expand(lo[keep], hi[keep])
+    failed[rows, col[keep][which]] = True
+    return failed
+
+
+def _runs(
+    key: np.ndarray, hours: np.ndarray, value: np.ndarray, where: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Maximal runs (key, start, end, value) of consecutive hours of one key with the same value,
+    over the cells where `where`; the cells ordered by key, then hour."""
+    key, hours, value = key[where], hours[where], value[where]
+    if not len(key):
+        return key, hours, hours, value
+    new = np.ones(len(key), bool)
+    new[1:] = (key[1:] != key[:-1]) | (hours[1:] != hours[:-1] + 1) | (value[1:] != value[:-1])
+    first = np.nonzero(new)[0]
+    last = np.append(first[1:] - 1, len(key) - 1)
+    return key[first], hours[first], hours[last] + 1, value[first]
+
+
+def _events(
+    store: str, kind: str, level: str, start: np.ndarray, end: np.ndarray, door: np.ndarray | None,
+    magnitude: np.ndarray | None,
+) -> pa.Table:  # fmt: skip
+    """Door events of one store as an EVENTS table: a store's own when door is None."""
+    n = len(start)
+    if door is None:
+        ids, sensors = pa.array([store] * n, pa.string()), pa.nulls(n, pa.int32())
+    else:
+        sensors = pa.array(np.asarray(door, np.int32))
+        ids = pc.binary_join_element_wise(store, pc.cast(sensors, pa.string()), "/")
+    columns = {
+        "kind": pa.array(["doors"] * n, pa.string()),
+        "id": ids,
+        "start": pa.array(np.asarray(start, np.int64) * US_PER_HOUR, EVENTS.field("start").type),
+        "end": pa.array(np.asarray(end, np.int64) * US_PER_HOUR, EVENTS.field("end").type),
+        "type": pa.array([kind] * n, pa.string()),
+        "level": pa.array([level] * n, pa.string()),
+        "store": pa.array([store] * n, pa.string()),
+        "sensor_id": sensors,
+        "magnitude": pa.nulls(n, pa.float64()) if magnitude is None else pa.array(magnitude, pa.float64()),
+    }
+    return pa.Table.from_arrays([columns.get(f.name, pa.nulls(n, f.type)) for f in EVENTS], schema=EVENTS)
 
 
 def _profile(values: tuple[float, ...], n: int) -> np.ndarray:

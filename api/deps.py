@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
 
+from api.budget import ChunkRows, chunk_rows
 from api.encode import FORMATS
 from api.fleet import Fleet, load_fleet
 from api.settings import Settings
@@ -36,16 +37,20 @@ class Simulation:
     doors: DoorSimulator
     robots: RobotSimulator
     streams: StreamGate  # the bulk answers streaming now, at most API_MAX_STREAMS
+    chunks: ChunkRows  # rows per streamed chunk, from API_MEMORY_BUDGET_MB (at most API_CHUNK_ROWS)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Simulation:
+        """The simulation; a ValueError (one line) for a fleet file or budget that cannot work."""
         fleet = load_fleet(settings.fleet_file)
+        chunks = chunk_rows(settings, fleet)  # before the simulators: refuse an impossible budget at once
         return cls(
             settings,
             fleet,
             DoorSimulator(fleet),
             RobotSimulator(fleet),
             StreamGate(settings.max_streams, settings.send_timeout),
+            chunks,
         )
 
     def now_us(self) -> int:

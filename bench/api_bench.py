@@ -1,10 +1,15 @@
 """Benchmark of the simulator API: bulk formats, the legacy route and server memory.
 
 Run from the repo root:  .venv/bin/python bench/api_bench.py [--runs N] [--json PATH]
+                         .venv/bin/python bench/api_bench.py --fleet-factor 1 10 100 1000 [--runs N]
 
 It starts its own uvicorn server on a free local port (pinned data clock, raised
 row cap), measures with a lean client and always stops the server. It prints one
 table of figures against their targets and exits 0 even when a target is missed.
+With --fleet-factor it measures instead, for copies of the default fleet with every
+store's doors multiplied by each factor (one server each): start-up, one day of doors
+(arrow), the same rows over fewer doors and more days, the legacy route, and the
+server's peak RSS while API_MAX_STREAMS answers stream at once.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import contextlib
 import datetime as dt
 import http.client
 import json
+import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -37,6 +44,7 @@ import pyarrow as pa  # noqa: E402
 import requests  # noqa: E402
 
 from api.fleet import load_fleet  # noqa: E402
+from api.settings import Settings  # noqa: E402
 from contract.schemas import DOOR_READINGS, ROBOT_READINGS  # noqa: E402
 from etl.wire import decode  # noqa: E402
 from tests.support import free_port, stop  # noqa: E402
@@ -88,11 +96,13 @@ class Figure:
 # -- the server ----------------------------------------------------------------------------
 
 
-def start_server(port: int, log: BinaryIO) -> subprocess.Popen:
+def start_server(port: int, log: BinaryIO, fleet_file: Path | None = None) -> subprocess.Popen:
     env = dict(os.environ, **SERVER_ENV)
-    # The default fleet, clock speed and chunking: what the targets were set for.
-    for name in ("FLEET_FILE", "SIM_SPEED", "API_CHUNK_ROWS"):
+    # The default fleet, clock speed, chunking and budget: what the targets were set for.
+    for name in ("FLEET_FILE", "SIM_SPEED", "API_CHUNK_ROWS", "API_MEMORY_BUDGET_MB", "API_MAX_STREAMS"):
         env.pop(name, None)
+    if fleet_file is not None:
+        env["FLEET_FILE"] = str(fleet_file)
     app = ["api.app:app", "--host", HOST, "--port", str(port), "--log-level", "warning"]
     cmd = [sys.executable, "-m", "uvicorn", *app]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
@@ -172,9 +182,9 @@ def hour_exists(timezone: str, day: dt.date, hour: int) -> bool:
     return local.astimezone(dt.UTC).astimezone(tz).replace(tzinfo=None) == local.replace(tzinfo=None)
 
 
-def legacy_paths(count: int, seed: int) -> list[str]:
+def legacy_paths(count: int, seed: int, fleet_file: Path | None = None) -> list[str]:
     """`count` valid legacy queries: random store, 2024 date, local hour and door, reproducibly drawn."""
-    stores = load_fleet().stores  # the fleet the server simulates: names, time zones, door counts
+    stores = (load_fleet(fleet_file) if fleet_file else load_fleet()).stores  # names, time zones, door counts
     rng = np.random.default_rng(seed)
     first = dt.date(2024, 1, 1)
     paths: list[str] = []
@@ -291,6 +301,133 @@ def bench_memory(session: requests.Session, base: str, server_pid: int) -> list[
     ]
 
 
+# -- wider fleets (--fleet-factor) ---------------------------------------------------------
+
+FLEET_DAY = {"start": "2024-07-16T00:00:00Z", "end": "2024-07-17T00:00:00Z"}  # a Tuesday: every store open
+FLEET_RATE_TARGET = 5e6
+FLEET_LEGACY_REQUESTS = 500
+FLEET_EQUAL_ROWS_DAYS = 1000  # days x factor: about the rows of one day of the 1000x fleet at every factor
+DEFAULTS = Settings()  # API_MAX_STREAMS answers at once must keep the server within API_MEMORY_BUDGET_MB
+LEGACY_WANTED = "< 2.0 ms"
+
+
+def factor_fleet(factor: int, folder: Path) -> Path:
+    """A copy of the default fleet with every store's doors multiplied by `factor`."""
+    text = load_fleet_text()
+    text = re.sub(r"^doors = (\d+)$", lambda m: f"doors = {int(m.group(1)) * factor}", text, flags=re.M)
+    path = folder / f"fleet_x{factor}.toml"
+    path.write_text(text)
+    return path
+
+
+def load_fleet_text() -> str:
+    return (ROOT / "api" / "fleet.toml").read_text()
+
+
+def span_of_days(days: int) -> dict:
+    end = dt.datetime(2024, 7, 17, tzinfo=dt.UTC)
+    start = end - dt.timedelta(days=days)
+    return {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "end": end.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def door_rows(fleet_file: Path, span: dict) -> int:
+    """Rows the server answers for every door over `span`: each door's hours since its store opened."""
+    h0 = int(dt.datetime.fromisoformat(span["start"]).timestamp()) // 3600
+    h1 = int(dt.datetime.fromisoformat(span["end"]).timestamp()) // 3600
+    opened = lambda s: int(s.opened_at.timestamp()) // 3600  # noqa: E731
+    return sum(s.doors * max(0, h1 - max(h0, opened(s))) for s in load_fleet(fleet_file).stores)
+
+
+def parallel_peak(base: str, server_pid: int, params: dict, streams: int) -> float:
+    """The server's peak RSS (MB) while `streams` clients read an answer at once."""
+    sampler = RssSampler(psutil.Process(server_pid))
+    sampler.start()
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            with lean_session() as session, session.get(f"{base}/v1/readings/doors", params=params, stream=True,
+                                                         timeout=BULK_TIMEOUT_S) as r:  # fmt: skip
+                r.raise_for_status()
+                for _ in r.iter_content(READ_BLOCK):
+                    pass
+        except BaseException as exc:  # reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(streams)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sampler.stopped.set()
+        sampler.join(timeout=5)
+    if errors:
+        raise errors[0]
+    return sampler.peak / MB
+
+
+def bench_factor(factor: int, folder: Path, runs: int) -> list[Figure]:
+    fleet_file = factor_fleet(factor, folder)
+    port = free_port()
+    base = f"http://{HOST}:{port}"
+    session = lean_session()
+    day_rows = door_rows(fleet_file, FLEET_DAY)
+    equal = span_of_days(max(1, math.ceil(FLEET_EQUAL_ROWS_DAYS / factor)))
+    equal_rows = door_rows(fleet_file, equal)
+    wanted = f">= {FLEET_RATE_TARGET / 1e6:g}M readings/s"
+    with tempfile.TemporaryFile() as log:
+        t0 = time.perf_counter()
+        server = start_server(port, log, fleet_file)
+        try:
+            wait_healthy(session, base, server)
+            started = time.perf_counter() - t0
+            idle = tree_rss(psutil.Process(server.pid)) / MB
+            url = f"{base}/v1/readings/doors"
+            day_s = median_seconds(session, url, {**FLEET_DAY, "format": "arrow"}, DOOR_READINGS, day_rows, runs)
+            equal_s = median_seconds(session, url, {**equal, "format": "arrow"}, DOOR_READINGS, equal_rows, runs)
+            paths = legacy_paths(LEGACY_WARMUP + FLEET_LEGACY_REQUESTS, LEGACY_SEED, fleet_file)
+            legacy_latencies(port, paths[:LEGACY_WARMUP])
+            legacy_ms = float(np.median(legacy_latencies(port, paths[LEGACY_WARMUP:]))) * 1000
+            streams = DEFAULTS.max_streams
+            peak = parallel_peak(base, server.pid, {**equal, "format": "json"}, streams)
+        except Exception:
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace")[-4000:])
+            raise
+        finally:
+            session.close()
+            stop(server)
+    day_rate, equal_rate = day_rows / day_s, equal_rows / equal_s
+    name, budget = f"{factor}x", f"< {DEFAULTS.memory_budget_mb} MB"
+    return [
+        Figure(f"{name}: start-up to /health", started, "s"),
+        Figure(f"{name}: idle RSS", idle, "MB"),
+        Figure(f"{name}: 1 day arrow ({day_rows:,} rows): time", day_s, "s"),
+        Figure(f"{name}: 1 day arrow: rate", day_rate, "readings/s", wanted, day_rate >= FLEET_RATE_TARGET),
+        Figure(
+            f"{name}: {equal_rows:,} rows arrow: rate",
+            equal_rate,
+            "readings/s",
+            wanted,
+            equal_rate >= FLEET_RATE_TARGET,
+        ),
+        Figure(f"{name}: legacy median latency", legacy_ms, "ms", LEGACY_WANTED, legacy_ms < LEGACY_TARGET_MS),
+        Figure(
+            f"{name}: peak RSS, {streams} json answers at once", peak, "MB", budget, peak < DEFAULTS.memory_budget_mb
+        ),
+    ]
+
+
+def run_factors(factors: list[int], runs: int) -> list[Figure]:
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory() as folder:
+        for factor in factors:
+            figures += bench_factor(factor, Path(folder), runs)
+    return figures
+
+
 # -- report --------------------------------------------------------------------------------
 
 
@@ -346,11 +483,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="timed runs per bulk figure, after one warm-up")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--fleet-factor", type=int, nargs="+", help="measure fleets of N x the default's doors")
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    print(f"API benchmark: {args.runs} runs per bulk figure (median), {LEGACY_REQUESTS} legacy requests\n")
-    figures = run(args.runs)
+    if args.fleet_factor and min(args.fleet_factor) < 1:
+        parser.error("--fleet-factor values must be at least 1")
+    if args.fleet_factor:
+        print(f"API benchmark, fleet factors {args.fleet_factor}: {args.runs} runs per figure (median)\n")
+        figures = run_factors(args.fleet_factor, args.runs)
+    else:
+        print(f"API benchmark: {args.runs} runs per bulk figure (median), {LEGACY_REQUESTS} legacy requests\n")
+        figures = run(args.runs)
     print_table(figures)
     if args.json:
         args.json.write_text(json.dumps([asdict(f) for f in figures], indent=2) + "\n")

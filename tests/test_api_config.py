@@ -8,6 +8,7 @@ import time
 import unittest
 from pathlib import Path
 
+from api.budget import MB, ROW_BYTES, chunk_rows, idle_bytes
 from api.fleet import DEFAULT_FLEET_FILE, FleetError, load_fleet
 from api.settings import Clock, Settings
 from tests.support import ApiServer
@@ -79,6 +80,26 @@ class SettingsTest(unittest.TestCase):
     def test_a_server_refuses_to_start_on_bad_settings(self) -> None:
         with self.assertRaisesRegex(RuntimeError, "SIM_NOW"):
             ApiServer(SIM_NOW="noon").__enter__()
+
+    def test_a_memory_budget_that_cannot_hold_the_streams_is_refused_in_one_line(self) -> None:
+        with self.assertRaises(RuntimeError) as caught:
+            ApiServer(API_MEMORY_BUDGET_MB="100", API_MAX_STREAMS="4").__enter__()
+        output = str(caught.exception).removeprefix("API server exited: ").strip()
+        self.assertEqual(len(output.splitlines()), 1, output)
+        self.assertRegex(
+            output, r"^error: API_MEMORY_BUDGET_MB=100 cannot hold API_MAX_STREAMS=4 answers.*at least \d+"
+        )
+
+    def test_chunks_are_sized_from_the_budget_whatever_the_fleets_width(self) -> None:
+        narrow, wide = load_fleet(), load_fleet(edited_fleet("doors = 20\n", "doors = 20000\n"))
+        self.assertEqual(chunk_rows(Settings(), narrow).doors, Settings().chunk_rows)  # the default fits
+        small = Settings(memory_budget_mb=400)
+        self.assertLess(chunk_rows(small, wide).doors, chunk_rows(small, narrow).doors)  # the doors' schedules
+        rows = chunk_rows(small, wide)
+        held = idle_bytes(wide) + small.max_streams * max(
+            rows.doors * ROW_BYTES["doors"], rows.robots * ROW_BYTES["robots"]
+        )
+        self.assertLessEqual(held, 400 * MB)
 
 
 if __name__ == "__main__":

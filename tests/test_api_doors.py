@@ -353,3 +353,73 @@ class RealisticFleetTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def failing_fleet(doors: int) -> Path:
+    """The default fleet's model with one store (Paris' name and opening, so its door keys) of
+    `doors` doors whose sensors fail often and long: chains of failures longer than one failure."""
+    text = DEFAULT_FLEET_FILE.read_text()
+    head, robots = text[: text.index("[[stores]]")], text[text.index("[robots]") :]
+    head = re.sub(r"^failure_base = .*$", "failure_base = 0.03", head, count=1, flags=re.M)
+    head = re.sub(r"^failure_hours = .*$", "failure_hours = [48, 168]", head, count=1, flags=re.M)
+    store = f'[[stores]]\nname = "Paris"\ntimezone = "Europe/Paris"\nopened = 2018-01-01\ndoors = {doors}\n\n'
+    path = Path(tempfile.mkdtemp()) / "fleet.toml"
+    path.write_text(head + store + robots)
+    return path
+
+
+class PerDoorLookBackTest(unittest.TestCase):
+    """A door's failure chain decides its own look-back: readings and events do not depend on the
+    request's window or on the other doors."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.wide = DoorSimulator(load_fleet(failing_fleet(2000)))
+        cls.alone = DoorSimulator(load_fleet(failing_fleet(1)))
+        cls.h0, cls.h1 = hour_of("2024-03-01T00:00:00+00:00"), hour_of("2024-03-15T00:00:00+00:00")
+        cls.ss = cls.wide.store_sim("Paris")
+
+    def test_a_window_starting_mid_failure_sees_the_whole_chain(self) -> None:
+        door, start, end = self.wide.failures(self.ss, np.arange(self.ss.n_doors), self.h0, self.h1)
+        long = np.nonzero((end - start > 168) & (start > self.h0) & (end < self.h1))[0]
+        self.assertGreater(len(long), 10, "chains longer than one failure")
+        full = self.wide.readings(self.h0, self.h1, self.wide.select("Paris")).to_pandas()
+        for i in long[:10]:
+            d, mid = int(door[i]), int(end[i]) - 3  # the chain's last hours
+            alone = self.wide.failures(self.ss, np.array([d]), mid, mid + 1)
+            self.assertEqual((alone[1].tolist(), alone[2].tolist()), ([start[i]], [end[i]]), f"door {d}")
+            late = self.wide.readings(mid, self.h1, self.wide.select("Paris", d)).to_pandas()
+            same = full[(full.sensor_id == d) & (full.ts >= late.ts.iloc[0])]
+            self.assertEqual(late["count"].isna().tolist(), same["count"].isna().tolist())
+            self.assertTrue(late["count"].iloc[:3].isna().all())
+
+    def test_a_door_fails_alike_among_2000_doors_and_alone(self) -> None:
+        one = self.alone.store_sim("Paris")
+        for h0, h1 in ((self.h0, self.h1), (self.h0 + 100, self.h0 + 101), (self.h0 + 30, self.h0 + 24 * 40)):
+            wide = self.wide.failures(self.ss, np.arange(self.ss.n_doors), h0, h1)
+            first = wide[0] == 0
+            alone = self.alone.failures(one, np.array([0]), h0, h1)
+            self.assertEqual([wide[1][first].tolist(), wide[2][first].tolist()], [alone[1].tolist(), alone[2].tolist()])
+        nulls = lambda sim: sim.readings(self.h0, self.h1, sim.select("Paris", 0)).column("count").is_null()  # noqa: E731
+        self.assertTrue(nulls(self.wide).equals(nulls(self.alone)))
+
+    def test_every_null_is_a_listed_failure_and_each_failure_reads_null(self) -> None:
+        data = self.wide.readings(self.h0, self.h1, self.wide.select()).to_pandas()
+        failed = data[data["count"].isna() & (data.sensor_id < 300)]
+        events = self.wide.events(self.h0, self.h1, chunk_rows=20_000).to_pandas()  # grids of 10 hours
+        events = events[(events.type == "failure") & (events.sensor_id < 300)]
+        listed = {
+            (int(row.sensor_id), h)
+            for row in events.itertuples()
+            for h in range(max(hour_of(row.start.isoformat()), self.h0), min(hour_of(row.end.isoformat()), self.h1))
+        }
+        seen = set(zip(failed.sensor_id.tolist(), (failed.ts.astype("int64") // 3_600_000_000).tolist(), strict=True))
+        self.assertGreater(len(seen), 500)
+        self.assertEqual(seen, listed)
+
+    def test_chunks_are_rows_even_when_an_hour_is_wider(self) -> None:
+        h0 = self.h0 + 5
+        whole = self.wide.readings(h0, h0 + 6, self.wide.select())
+        chunks = list(self.wide.reading_chunks(h0, h0 + 6, self.wide.select(), 700))
+        self.assertLessEqual(max(c.num_rows for c in chunks), 700)
+        self.assertTrue(pa.concat_tables(chunks).equals(whole))

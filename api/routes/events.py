@@ -53,7 +53,7 @@ def read_events(
         clock_us = sim.doors_until_hour() * HOUR_US
         h0, h1 = start_us // HOUR_US, ceil_div(min(end_us, clock_us), HOUR_US)
         check_row_cap(sim, sim.doors.row_count(h0, h1, sim.doors.select()))
-        table = sim.doors.events(h0, max(h0, h1))
+        table = sim.doors.events(h0, max(h0, h1), sim.chunks.doors)
     else:
         clock_us = sim.now_us()
         sample_us = sim.fleet.robots.sample_seconds * US

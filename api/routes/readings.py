@@ -100,7 +100,7 @@ def read_doors(
     until_us = max(start_us, min(end_us, h1 * HOUR_US))
     rows = sim.doors.row_count(h0, h1, selection)
     check_row_cap(sim, rows)
-    chunks = sim.doors.reading_chunks(h0, h1, selection, sim.settings.chunk_rows)
+    chunks = sim.doors.reading_chunks(h0, h1, selection, sim.chunks.doors)
     return stream(sim, chunks, DOOR_READINGS, format, until_us, rows)
 
 
@@ -130,5 +130,5 @@ def read_robots(
     robots = sim.robots.select(robot_id)
     rows = sim.robots.row_count(n0, n1, robots)
     check_row_cap(sim, rows)
-    chunks = sim.robots.reading_chunks(n0, n1, robots, sim.settings.chunk_rows)
+    chunks = sim.robots.reading_chunks(n0, n1, robots, sim.chunks.robots)
     return stream(sim, chunks, ROBOT_READINGS, format, until_us, rows)

@@ -90,14 +90,14 @@ def robot_feed(sim: Simulation, robot_id: str | None) -> Feed:
         known = ", ".join(r.id for r in sim.fleet.units)
         raise ApiError(422, f"robot_id: unknown robot {robot_id!r}; known robots: {known}")
     robots = sim.robots.select(robot_id)
-    chunk = sim.settings.chunk_rows
+    chunk = sim.chunks.robots
     render = lambda i0, i1: sim.robots.reading_chunks(i0, i1, robots, chunk)  # noqa: E731
     return Feed(sim.fleet.robots.sample_seconds * US, False, render, ROBOT_READINGS)
 
 
 def door_feed(sim: Simulation, store: str | None, sensor_id: int | None) -> Feed:
     selection = door_selection(sim, store, sensor_id)
-    chunk = sim.settings.chunk_rows
+    chunk = sim.chunks.doors
     render = lambda i0, i1: sim.doors.reading_chunks(i0, i1, selection, chunk)  # noqa: E731
     return Feed(HOUR_US, True, render, DOOR_READINGS)
 

@@ -99,12 +99,19 @@ def poisson(h: np.ndarray, lam: np.ndarray) -> np.ndarray:
     k = np.zeros(mean.shape)
     p = np.exp(-mean)
     cdf = p.copy()
-    active = np.nonzero(u > cdf)[0]
-    while active.size and k[active[0]] < 200:  # 200: far past any mean of 20 (rounding cannot stall it)
-        k[active] += 1.0
-        p[active] *= mean[active] / k[active]
-        cdf[active] += p[active]
-        active = active[u[active] > cdf[active]]
+    # The search goes on for the draws not yet below their CDF, kept packed (a boolean compress of
+    # each per step, cheaper than gathering and scattering through an index): the same operations
+    # in the same order on each draw, so the same counts.
+    keep = u > cdf
+    where, mean, u, p, cdf = np.nonzero(keep)[0], mean[keep], u[keep], p[keep], cdf[keep]
+    step = 0.0
+    while where.size and step < 200:  # 200: far past any mean of 20 (rounding cannot stall it)
+        step += 1.0
+        k[where] = step
+        p = p * (mean / step)
+        cdf = cdf + p
+        keep = u > cdf
+        where, mean, u, p, cdf = where[keep], mean[keep], u[keep], p[keep], cdf[keep]
     out[small] = k
     return out
 

@@ -44,6 +44,8 @@ US_PER_HOUR = HOUR_S * 1_000_000
 # Schedules (expansions, sensor replacements) are laid out this far after opening.
 _SCHEDULE_STEPS = 200
 _FEW_HOURS = 48
+# The per-door draws, whose (seed, stream, door key) prefix each store keeps.
+_DOOR_STREAMS = (Stream.DOOR_NOISE, Stream.DOOR_ANOMALY, Stream.DOOR_FAILURE, Stream.DOOR_BURST, Stream.DOOR_DIP)
 
 
 # A door's failure draws are made over at most this many door-days at once, so that a long span
@@ -67,6 +69,7 @@ class StoreSim:
     door_keys: np.ndarray  # (D,) uint64: a door's random key
     weights: np.ndarray  # (D,) a door's share of the store's traffic, mean 1
     installed: np.ndarray  # (D, K) hour indices at which a new sensor was fitted, ascending per door
+    prefixes: dict[int, np.ndarray]  # stream -> (D,) hash_keys(seed, stream, door key), mixed once at start
     expansion_hours: np.ndarray
     expansion_gains: np.ndarray
     weekday_factor: np.ndarray  # (7,) mean 1 over the open weekdays
@@ -147,8 +150,9 @@ class DoorSimulator:
         hourly[store.open_hour : store.close_hour] = _profile(m.hour_profile, store.close_hour - store.open_hour)
         open_weekday = np.isin(np.arange(7), open_days)
         installed = np.ascontiguousarray(installed[:, :kept])
-        return StoreSim(store, key, opened, keys, weights, installed, expansion_hours, gains, weekday, hourly,
-                        open_weekday)  # fmt: skip
+        prefixes = {stream: hash_keys(seed, stream, keys) for stream in _DOOR_STREAMS}
+        return StoreSim(store, key, opened, keys, weights, installed, prefixes, expansion_hours, gains, weekday,
+                        hourly, open_weekday)  # fmt: skip
 
     def store_sim(self, name: str) -> StoreSim | None:
         return self._by_name.get(name)
@@ -189,7 +193,7 @@ class DoorSimulator:
         ):
             if rate <= 0:
                 continue
-            h_day = hash_on(hash_keys(self.seed, stream, ss.door_keys[doors])[None, :], days[:, None])
+            h_day = hash_on(ss.prefixes[stream][doors][None, :], days[:, None])
             d, c = np.nonzero(uniform(hash_on(h_day, 0)) < rate)
             if not len(d):
                 continue
@@ -243,7 +247,7 @@ class DoorSimulator:
         m = self.model
         if last_day < first_day or not len(doors) or m.failure_base <= 0:
             return _no_failures()
-        prefix = hash_keys(self.seed, Stream.DOOR_FAILURE, ss.door_keys[doors])[None, :]
+        prefix = ss.prefixes[Stream.DOOR_FAILURE][doors][None, :]
         log_bounds = (np.log(m.failure_hours[0]), np.log(m.failure_hours[1]))
         step = max(1, _FAILURE_BLOCK_CELLS // len(doors))
         parts = []
@@ -300,8 +304,7 @@ class DoorSimulator:
 
         rows = np.nonzero(is_open)[0]
         if len(rows):
-            keys = ss.door_keys[doors]
-            anomaly_h = hash_on(hash_keys(self.seed, Stream.DOOR_ANOMALY, keys)[None, :], hours[rows, None])
+            anomaly_h = hash_on(ss.prefixes[Stream.DOOR_ANOMALY][doors][None, :], hours[rows, None])
             is_anomaly = uniform(anomaly_h) < m.anomaly_rate
             is_anomaly &= ~day_off[rows, None]
             anomaly[rows] = is_anomaly
@@ -328,7 +331,7 @@ class DoorSimulator:
         typical = (self._level(ss, hours) * ss.weekday_factor[weekday])[:, None] * (
             ss.hour_factor[local_hour][:, None] * ss.weights[doors][None, :]
         )
-        noise_h = hash_on(hash_keys(self.seed, Stream.DOOR_NOISE, ss.door_keys[doors])[None, :], hours[:, None])
+        noise_h = hash_on(ss.prefixes[Stream.DOOR_NOISE][doors][None, :], hours[:, None])
         noise_z = normal(noise_h)
         expected = np.where(is_anomaly, typical * m.anomaly_factor, typical * surge[:, None])
         if m.burst_day_rate > 0 or m.dip_day_rate > 0:

@@ -40,10 +40,11 @@ def hash_on(h: np.ndarray, *keys: int | np.ndarray) -> np.ndarray:
 
     A prefix shared by many draws (seed, stream, a door's key) is then mixed once per door,
     not once per door-hour: the same values at a quarter of the cost."""
-    with np.errstate(over="ignore"):
-        for k in keys:
-            a = np.asarray(k).astype(np.uint64, copy=False)
-            h = _mix(h ^ (a * _GOLDEN + _GOLDEN))
+    for k in keys:
+        # A scalar key as a 1-element array: array arithmetic wraps around silently, where numpy
+        # scalars would warn on overflow (and an errstate block per call costs more than a mix).
+        a = np.asarray(k).astype(np.uint64, copy=False).reshape(np.shape(k) or (1,))
+        h = _mix(h ^ (a * _GOLDEN + _GOLDEN))
     return h
 
 

@@ -20,7 +20,9 @@ from api.settings import Settings
 MB = 1 << 20
 IDLE_MB = 160  # uvicorn, FastAPI, numpy, pandas and pyarrow with the default fleet, idle (measured 138 MB)
 DOOR_BYTES = 3_000  # a door's keys and sensor schedules (measured 2,500 B: a 39,000-door fleet idles at 234 MB)
-ROW_BYTES = {"doors": 700, "robots": 1_400}  # a streaming row: its share of the chunks a stream holds
+# A streaming row's share of what a stream holds. Doors: measured 720 B (default fleet) and 580 B (1000x),
+# four json answers at once; robots: 580 B measured for one arrow answer, the rest a margin for json.
+ROW_BYTES = {"doors": 800, "robots": 1_400}
 MIN_CHUNK_ROWS = 1_000  # below this, the per-chunk overheads (an Arrow batch, a queue hand-off) dominate
 
 

@@ -89,6 +89,16 @@ class Detection(unittest.TestCase):
                 self.assertGreater(alarms[test][truth[test]].mean(), 0.9)
                 self.assertLess(alarms[test][~truth[test]].mean(), 0.05)
 
+    def test_hotellings_threshold_is_the_largest_warm_up_score(self) -> None:
+        rows = pump(400, seed=6)
+        fitted = hotelling.fit(rows, shrink=0.3, quantile=1.0, margin=1.0)
+        z = (rows - fitted["center"]) / fitted["scale"]
+        t2 = np.einsum("ni,ij,nj->n", z, fitted["precision"], z)
+        self.assertAlmostEqual(fitted["threshold"], t2.max(), places=9)  # no warm-up record would alarm
+        self.assertEqual((hotelling.Params().quantile, hotelling.Params().margin), (1.0, 1.0))
+        with self.assertRaisesRegex(ValueError, r"quantile must be in \(0, 1\]"):
+            hotelling.init(hotelling.Params(quantile=1.5), 4)
+
     def test_rebaselining_absorbs_a_slow_drift(self) -> None:
         rows = pump(3000, seed=3)
         rows[:, 3] += np.linspace(0.0, 12.0, 3000)  # a drift the warm-up could not show

@@ -2,14 +2,15 @@
 
 Warm-up: the first `warmup` records (SKAB: the training rows) fit each feature's mean and standard
 deviation and the correlation matrix, shrunk towards the identity by `shrink` (400 autocorrelated
-rows over-fit a full 8 x 8 matrix). The threshold is the `quantile` of the warm-up's own T² values
-times `margin`. After the warm-up a record alarms when its T² exceeds the threshold and stays in
-alarm until T² falls below `release` x threshold (hysteresis: fewer flickering alarms). Records
-that do not alarm pull the baseline mean towards themselves with weight `rebase`, so slow drift
-is absorbed; records that alarm do not, so a fault is not learnt as normal while it lasts. An
-alarm that lasts `relearn_after` records is taken as a new normal (a fault that left the signals
-changed, or an operating point the warm-up never showed): the baseline mean jumps to the current
-features and the alarm ends.
+rows over-fit a full 8 x 8 matrix). The threshold is the largest T² the warm-up's own records
+reached (`quantile` 1 x `margin` 1: a normal stretch like the warm-up never alarms, and there is no
+margin to tune; the input smoothing keeps one spiky reading from setting it). After the warm-up a
+record alarms when its T² exceeds the threshold and stays in alarm until T² falls below `release` x
+threshold (hysteresis: fewer flickering alarms). Records that do not alarm pull the baseline mean
+towards themselves with weight `rebase`, so slow drift is absorbed; records that alarm do not, so a
+fault is not learnt as normal while it lasts. An alarm that lasts `relearn_after` records is taken
+as a new normal (a fault that left the signals changed, or an operating point the warm-up never
+showed): the baseline mean jumps to the current features and the alarm ends.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ class Params:
     detrend: tuple[int, ...] = ()  # drifting features replaced by fast - slow EWMA
     exclude: tuple[int, ...] = ()  # features left out of the score
     shrink: float = 0.3  # weight of the identity in the correlation matrix
-    quantile: float = 0.99  # of the warm-up T² values ...
-    margin: float = 1.25  # ... times this is the threshold
+    quantile: float = 1.0  # of the warm-up T² values (1: their maximum) ...
+    margin: float = 1.0  # ... times this is the threshold
     release: float = 0.5  # an alarm ends below release x threshold
     rebase: float = 0.01  # EWMA weight of a non-alarm record in the baseline mean (a ~100-record memory)
     relearn_after: int = 600  # an alarm this many records long is a new normal: the baseline jumps to it
@@ -42,8 +43,8 @@ class Params:
 def _check(params: Params) -> None:
     if not 0 <= params.shrink <= 1:
         raise ValueError(f"shrink must be in [0, 1], got {params.shrink}")
-    if not 0 < params.quantile < 1 or params.margin <= 0 or not 0 < params.release <= 1:
-        raise ValueError("quantile must be in (0, 1), margin > 0 and release in (0, 1]")
+    if not 0 < params.quantile <= 1 or params.margin <= 0 or not 0 < params.release <= 1:
+        raise ValueError("quantile must be in (0, 1], margin > 0 and release in (0, 1]")
     if not 0 <= params.rebase < 1:
         raise ValueError(f"rebase must be in [0, 1), got {params.rebase}")
 

@@ -8,6 +8,7 @@ API_HOST ?= 127.0.0.1
 API_PORT ?= 8000
 AIRFLOW_PORT ?= 8080
 DASHBOARD_PORT ?= 8501
+MLFLOW_PORT ?= 5000
 API_URL := http://$(API_HOST):$(API_PORT)
 
 # The stack's embedded defaults: SQLite for Airflow in airflow_home/, the lake in lake/ (both
@@ -35,7 +36,16 @@ define start
 	fi
 endef
 
-.PHONY: venv up down test lint format bench clean system-deps
+# MLflow's UI in an environment of its own (requirements-mlflow.txt says why), on the registry in the
+# lake that the ETL's mlflow-skinny writes. Job execution off: it is for GenAI jobs, and costs a process.
+MLFLOW_VENV ?= .venv-mlflow
+MLFLOW_STORE := $(CURDIR)/lake/_mlflow
+MLFLOW_SERVER := env MLFLOW_DISABLE_TELEMETRY=true MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
+	$(abspath $(MLFLOW_VENV))/bin/mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
+	--backend-store-uri sqlite:///$(MLFLOW_STORE)/mlflow.db --default-artifact-root file://$(MLFLOW_STORE)/artifacts \
+	--no-serve-artifacts
+
+.PHONY: venv mlflow-venv up down test lint format bench clean system-deps
 
 # Re-install only when a requirements file changed.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -46,7 +56,16 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 venv: $(VENV)/.installed
 
-up: venv
+# Installed once (about 45 s and 850 MB); later starts reuse it.
+$(MLFLOW_VENV)/.installed: requirements-mlflow.txt
+	test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet -r requirements-mlflow.txt
+	touch $@
+
+mlflow-venv: $(MLFLOW_VENV)/.installed
+
+up: venv mlflow-venv
 	@mkdir -p $(RUN)
 	$(call start,api,$(BIN)/uvicorn api.app:app --host $(API_HOST) --port $(API_PORT))
 	@$(BIN)/python -m api.wait_healthy $(API_URL)/health 30 || { echo "API failed to start, see $(RUN)/api.log"; exit 1; }
@@ -56,6 +75,8 @@ up: venv
 		'import json, secrets, sys; open(sys.argv[1], "w").write(json.dumps({"admin": secrets.token_urlsafe(12)}))' \
 		$(AIRFLOW_PASSWORDS)
 	$(call start,airflow,env $(AIRFLOW_ENV) $(BIN)/airflow standalone)
+	@mkdir -p $(MLFLOW_STORE)
+	$(call start,mlflow,$(MLFLOW_SERVER))
 	$(call start,stream,bash -c 'while :; do $(STREAM_JOB); echo "stream job exited ($$?): restarting in 5 s"; sleep 5; done')
 	$(call start,dashboard,env $(DASHBOARD_ENV) $(BIN)/streamlit run dashboard/app.py \
 		--server.address 127.0.0.1 --server.port $(DASHBOARD_PORT) --server.headless true)
@@ -63,11 +84,14 @@ up: venv
 		|| { echo "dashboard failed to start, see $(RUN)/dashboard.log"; exit 1; }
 	@$(BIN)/python -m api.wait_healthy http://127.0.0.1:$(AIRFLOW_PORT)/api/v2/monitor/health 180 \
 		|| { echo "Airflow failed to start, see $(RUN)/airflow.log"; exit 1; }
+	@$(BIN)/python -m api.wait_healthy http://127.0.0.1:$(MLFLOW_PORT)/health 120 \
+		|| { echo "MLflow failed to start, see $(RUN)/mlflow.log"; exit 1; }
 	@echo "API:       $(API_URL)/docs   (the simulator API and its OpenAPI docs; health: $(API_URL)/health)"
 	@echo "Airflow:   http://127.0.0.1:$(AIRFLOW_PORT)/   DAG sensor_pipeline, hourly, unpaused"
 	@echo "           login: $$($(BIN)/python -c 'import json,sys; print(*next(iter(json.load(open(sys.argv[1])).items())), sep=" / ")' \
 		airflow_home/simple_auth_manager_passwords.json.generated 2>/dev/null || echo 'see $(RUN)/airflow.log')"
 	@echo "Dashboard: http://127.0.0.1:$(DASHBOARD_PORT)/"
+	@echo "MLflow:    http://127.0.0.1:$(MLFLOW_PORT)/   the model registry's UI (python -m etl models list)"
 	@echo "Stream:    python -m etl stream on the live robot stream, supervised (Live and Pipeline tabs; .run/stream.log)"
 	@echo "Lake:      lake/  (python -m etl status)   Logs: $(RUN)/*.log   Stop with: make down"
 
@@ -120,4 +144,4 @@ bench: venv
 	$(BIN)/python bench/api_bench.py
 
 clean: down
-	rm -rf $(VENV) $(RUN) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(MLFLOW_VENV) $(RUN) .pytest_cache .ruff_cache

@@ -32,11 +32,17 @@ class Stack:
     def __init__(self, own_venv: bool = False) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="stack-"))
         self.repo = self.tmp / "repo"
-        self.ports = {"API_PORT": free_port(), "AIRFLOW_PORT": free_port(), "DASHBOARD_PORT": free_port()}
+        ports = ("API_PORT", "AIRFLOW_PORT", "DASHBOARD_PORT", "MLFLOW_PORT")
+        self.ports = {name: free_port() for name in ports}
         venv = Path(sys.prefix) if not own_venv else self.repo / ".venv"  # sys.prefix: the running venv
         self.make_args = [f"{k}={v}" for k, v in self.ports.items()] + [f"VENV={venv}"]
         if not own_venv:  # the running venv is installed already: never rebuild it from the clone
             self.make_args = ["-o", f"{venv}/.installed", *self.make_args]
+            # MLflow's own environment: made once beside this checkout's (ignored), then reused by every clone
+            mlflow_venv = ROOT / ".venv-mlflow"
+            self.make_args.append(f"MLFLOW_VENV={mlflow_venv}")
+            if (mlflow_venv / ".installed").exists():
+                self.make_args = ["-o", f"{mlflow_venv}/.installed", *self.make_args]
         self.session = requests.Session()
         self.session.trust_env = False
         self.output = ""

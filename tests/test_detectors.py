@@ -89,6 +89,31 @@ class Detection(unittest.TestCase):
                 self.assertGreater(alarms[test][truth[test]].mean(), 0.9)
                 self.assertLess(alarms[test][~truth[test]].mean(), 0.05)
 
+    def test_hotellings_threshold_is_the_largest_warm_up_score(self) -> None:
+        rows = pump(400, seed=6)
+        fitted = hotelling.fit(rows, shrink=0.3, quantile=1.0, margin=1.0)
+        z = (rows - fitted["center"]) / fitted["scale"]
+        t2 = np.einsum("ni,ij,nj->n", z, fitted["precision"], z)
+        self.assertAlmostEqual(fitted["threshold"], t2.max(), places=9)  # no warm-up record would alarm
+        self.assertEqual((hotelling.Params().quantile, hotelling.Params().margin), (1.0, 1.0))
+        with self.assertRaisesRegex(ValueError, r"quantile must be in \(0, 1\]"):
+            hotelling.init(hotelling.Params(quantile=1.5), 4)
+
+    def test_one_glitch_in_the_warm_up_sets_neither_threshold_nor_scale(self) -> None:
+        rows = pump(1200, seed=7)
+        rows[700:900, 0] += 5.0  # a fault after the warm-up, about 3.6 noise sigmas of that sensor
+        glitched = rows.copy()
+        glitched[200, 1] += 40 * rows[:400, 1].std()  # one wild reading of another sensor in the warm-up
+        _, clean, clean_state = run(hotelling, hotelling.Params(), rows)
+        _, trimmed, trimmed_state = run(hotelling, hotelling.Params(), glitched)
+        _, _, untrimmed_state = run(hotelling, hotelling.Params(trim=0.0), glitched)
+        self.assertLess(trimmed_state["threshold"], 1.5 * clean_state["threshold"])  # the glitch's EWMA tail is kept
+        self.assertGreater(untrimmed_state["threshold"], 3 * clean_state["threshold"])  # a maximum alone is blinded
+        self.assertGreater(trimmed[700:900].mean(), 0.9 * clean[700:900].mean())
+        self.assertGreater(trimmed[700:900].mean(), 0.5)
+        with self.assertRaisesRegex(ValueError, "trim must be >= 0"):
+            hotelling.init(hotelling.Params(trim=-1.0), 4)
+
     def test_rebaselining_absorbs_a_slow_drift(self) -> None:
         rows = pump(3000, seed=3)
         rows[:, 3] += np.linspace(0.0, 12.0, 3000)  # a drift the warm-up could not show

@@ -4,8 +4,8 @@ A registered version keeps the model's files (baseline.py's model.txt and baseli
 artefacts of an MLflow run whose parameters, metrics and `data_version` tag say what it was
 trained with and how it scored; versions are numbered by MLflow and never change. mlflow-skinny
 (not mlflow) because mlflow caps pyarrow below the 26 we pin; its SQL store uses the SQLAlchemy
-and Alembic that Airflow brings. `mlflow server --backend-store-uri sqlite:///LAKE/_mlflow/mlflow.db`
-shows the same registry in MLflow's UI where the full package is installed.
+and Alembic that Airflow brings. `make up` serves the same registry in MLflow's UI: the full mlflow
+3.17.2 (the same store format) in an environment of its own, `.venv-mlflow` (requirements-mlflow.txt).
 """
 
 from __future__ import annotations

@@ -39,20 +39,34 @@ class KeyLogic(StatefulBatchLogic):
     """One key's state in the engine: `step` over each reading of a batch; the snapshot is a pickle.
 
     Bytewax's own stateful_map snapshots with copy.deepcopy, which took 90 % of the job's CPU on
-    HalfSpaceTrees' trees; pickled bytes are immutable, as a snapshot must be, and ~50x cheaper."""
+    HalfSpaceTrees' trees; pickled bytes are immutable, as a snapshot must be, and ~50x cheaper
+    (and HalfSpaceTrees pickles only its masses: etl/stream/detectors.py).
+
+    The scores of a batch leave as one ("scores", [row, ...]) item, not one item per reading:
+    every item costs the engine a hop to the sink, and a reading's score is the bulk of them."""
 
     def __init__(self, params: dict[str, StepParams], resume: bytes | None) -> None:
         self.params = params
         self.state = pickle.loads(resume) if resume is not None else None
 
     def on_batch(self, values: list) -> tuple[list, bool]:
-        out = []
+        out, scores = [], []
+        state = self.state
         for r in values:
             if isinstance(r, Reading):
-                self.state, emitted = step(self.state, r, self.params[r.source])
-                out += emitted
+                state, emitted = step(state, r, self.params[r.source])
+                kind, row = emitted[0]
+                if kind == "score":
+                    scores.append(row)
+                    if len(emitted) > 1:
+                        out += emitted[1:]
+                else:  # time going backwards: a dead letter only
+                    out += emitted
             else:  # a dead letter from the deserialiser: passed on, the state untouched
                 out.append(("dead", r))
+        self.state = state
+        if scores:
+            out.append(("scores", scores))
         return out, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:

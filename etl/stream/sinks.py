@@ -53,6 +53,7 @@ class SinkConfig:
     flush_seconds: float = 1.0
     sources: tuple[str, ...] = ()
     alarms: EtlSettings | None = None  # --alarms: alerts also fed to the alarms (etl/alarms, ETL_OPS_DB)
+    max_pending_rows: int = 100_000  # flushed sooner when this many rows wait (ETL_MEMORY_BUDGET_MB x 100)
 
 
 def at(us: int) -> dt.datetime:
@@ -119,8 +120,9 @@ class LakeSinkPartition(StatefulSinkPartition):
             if self.config.write_scores:
                 self.pending["score"] += scores
         c["records_in"] = c["scored"] + c["dead_letters"]
-        if time.monotonic() - self.flushed >= self.config.flush_seconds:
-            self.flush()
+        waiting = sum(len(rows) for rows in self.pending.values())
+        if waiting >= self.config.max_pending_rows or time.monotonic() - self.flushed >= self.config.flush_seconds:
+            self.flush()  # about once a second, sooner when the rows waiting would outgrow the budget
 
     def snapshot(self) -> dict:
         self.flush()  # what the snapshot counts is in the lake

@@ -7,9 +7,10 @@ sensor) never raise: they come back as dead-letter rows, which the sinks count a
 from __future__ import annotations
 
 import functools
-import json
 import math
 from dataclasses import dataclass
+
+import orjson
 
 from contract.schemas import AXES
 from contract.times import parse_instant, to_us
@@ -48,8 +49,8 @@ def parse(source: str, pos: str, line: bytes, received: float, shape: Shape) -> 
         return dead_row(source, pos, ts, sensor, reason, line.decode("utf-8", errors="replace"))
 
     try:
-        record = json.loads(line)
-    except ValueError as exc:
+        record = orjson.loads(line)  # a quarter of json's time per line: parsing was the engine's largest cost
+    except orjson.JSONDecodeError as exc:
         return dead(f"malformed JSON: {exc}")
     if not isinstance(record, dict):
         return dead(f"not a JSON object but {type(record).__name__}")

@@ -31,6 +31,7 @@ from contract.schemas import TS
 from contract.times import EPOCH, parse_instant, to_us
 from etl.lake import US_PER_DAY, Lake, Partition, repeated_keys
 from etl.settings import EtlSettings
+from etl.stream.source import FirstRead
 
 ALERTS = pa.schema([("key", pa.string()), ("sensor", pa.string()), ("level", pa.string()), ("start", TS),
                     ("end", TS), ("peak_score", pa.float64()), ("readings", pa.int64()), ("updated", TS)])  # fmt: skip
@@ -86,7 +87,7 @@ class LakeSinkPartition(StatefulSinkPartition):
         self.flushed = time.monotonic()
         self.this_run = 0  # records this process handled: after a restart, those since the checkpoint
         self.run_started: float | None = None  # wall clock at which the source read this run's first record
-        self.cpu_started: float | None = None  # the process's CPU time then (for cpu_seconds)
+        self.cpu_started: float | None = None  # the process's CPU clock when its source first read (cpu_seconds)
         self.session = requests.Session()
         self.session.trust_env = False
         self.alarm_sink = None  # opened on the first alert, when config.alarms is set
@@ -112,7 +113,7 @@ class LakeSinkPartition(StatefulSinkPartition):
         if scores:
             if self.run_started is None:  # when the source read this run's first record
                 self.run_started = min(row[5] for row in scores)
-                self.cpu_started = time.process_time()
+                self.cpu_started = FirstRead.cpu if FirstRead.cpu is not None else time.process_time()
             c["scored"] += len(scores)
             c["last_ts"] = max(c["last_ts"] or 0, max(row[1] for row in scores))
             c["lag_seconds"] = round(time.time() - scores[-1][5], 3)

@@ -133,8 +133,9 @@ def job_config(args: argparse.Namespace, settings: EtlSettings):
                                   args.alert_q, args.error_q, same_ts_ok=args.one_key)  # fmt: skip
     alarms = replace(settings, lake=args.lake) if args.alarms else None
     sink = SinkConfig(args.lake, args.sink_parts, settings.alert_webhook, not args.quiet, args.write_scores,
-                      sources=tuple(shapes), alarms=alarms)  # fmt: skip
-    return JobConfig(tuple(http), files, shapes, params, sink)
+                      sources=tuple(shapes), alarms=alarms,
+                      max_pending_rows=settings.memory_budget_mb * 100)  # fmt: skip
+    return JobConfig(tuple(http), files, shapes, params, sink, settings.memory_budget_mb)
 
 
 def resolve(text: str, args: argparse.Namespace, session: requests.Session) -> tuple:

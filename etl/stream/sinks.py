@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from contract.schemas import TS
 from contract.times import EPOCH, parse_instant, to_us
 from etl.lake import US_PER_DAY, Lake, Partition, repeated_keys
 from etl.settings import EtlSettings
+from etl.stream.source import FirstRead
 
 ALERTS = pa.schema([("key", pa.string()), ("sensor", pa.string()), ("level", pa.string()), ("start", TS),
                     ("end", TS), ("peak_score", pa.float64()), ("readings", pa.int64()), ("updated", TS)])  # fmt: skip
@@ -52,6 +54,7 @@ class SinkConfig:
     flush_seconds: float = 1.0
     sources: tuple[str, ...] = ()
     alarms: EtlSettings | None = None  # --alarms: alerts also fed to the alarms (etl/alarms, ETL_OPS_DB)
+    max_pending_rows: int = 100_000  # flushed sooner when this many rows wait (ETL_MEMORY_BUDGET_MB x 100)
 
 
 def at(us: int) -> dt.datetime:
@@ -84,34 +87,43 @@ class LakeSinkPartition(StatefulSinkPartition):
         self.flushed = time.monotonic()
         self.this_run = 0  # records this process handled: after a restart, those since the checkpoint
         self.run_started: float | None = None  # wall clock at which the source read this run's first record
+        self.cpu_started: float | None = None  # the process's CPU clock when its source first read (cpu_seconds)
         self.session = requests.Session()
         self.session.trust_env = False
         self.alarm_sink = None  # opened on the first alert, when config.alarms is set
 
     def write_batch(self, values: list) -> None:
+        """Items of the step: ("scores", [score tuple, ...]) per key and batch (step.SCORE_FIELDS), a
+        single ("score", tuple), ("alert", row) or ("dead", row)."""
         c = self.counts
-        scores = [row for kind, row in values if kind == "score"]
-        if scores:
-            if self.run_started is None:  # when the source read this run's first record
-                self.run_started = min(row["received"] for row in scores)
-            c["scored"] += len(scores)
-            c["last_ts"] = max(c["last_ts"] or 0, max(row["ts"] for row in scores))
-            c["lag_seconds"] = round(time.time() - scores[-1]["received"], 3)
-            if self.config.write_scores:
-                self.pending["score"] += scores
-        if len(scores) < len(values):  # alerts and dead letters: few
-            for kind, row in values:
-                if kind == "score":
-                    continue
+        scores: list[tuple] = []
+        for kind, row in values:
+            if kind == "scores":
+                scores += row
+            elif kind == "score":
+                scores.append(row)
+            else:  # alerts and dead letters: few
                 if kind == "alert" and row["end"] is None:  # an alert counts when it opens
                     c["alerts"] += 1
                     c["errors"] += row["level"] == "ERROR"
-                c["dead_letters"] += kind == "dead"
+                dead = kind == "dead"
+                c["dead_letters"] += dead
+                self.this_run += dead
                 self.pending[kind].append(row)
-        self.this_run += len(scores) + sum(kind == "dead" for kind, _ in values)
+        if scores:
+            if self.run_started is None:  # when the source read this run's first record
+                self.run_started = min(row[5] for row in scores)
+                self.cpu_started = FirstRead.cpu if FirstRead.cpu is not None else time.process_time()
+            c["scored"] += len(scores)
+            c["last_ts"] = max(c["last_ts"] or 0, max(row[1] for row in scores))
+            c["lag_seconds"] = round(time.time() - scores[-1][5], 3)
+            self.this_run += len(scores)
+            if self.config.write_scores:
+                self.pending["score"] += scores
         c["records_in"] = c["scored"] + c["dead_letters"]
-        if time.monotonic() - self.flushed >= self.config.flush_seconds:
-            self.flush()
+        waiting = sum(len(rows) for rows in self.pending.values())
+        if waiting >= self.config.max_pending_rows or time.monotonic() - self.flushed >= self.config.flush_seconds:
+            self.flush()  # about once a second, sooner when the rows waiting would outgrow the budget
 
     def snapshot(self) -> dict:
         self.flush()  # what the snapshot counts is in the lake
@@ -137,9 +149,7 @@ class LakeSinkPartition(StatefulSinkPartition):
             rows = [{**{k: r.get(k) for k in DEAD.names}, "day": dead_day(r)} for r in dead]
             self.merge("dead_letter", pa.Table.from_pylist(rows, DEAD), "day")
         if scores:
-            rows = [{"key": f"{r['sensor']}/{r['ts']}", "sensor": r["sensor"], "ts": r["ts"], "score": r["score"],
-                     "level": r["level"], "x": r["x"]} for r in scores]  # fmt: skip
-            self.merge("scores", pa.Table.from_pylist(rows, SCORES), "ts", folder=("stream", "scores"))
+            self.merge("scores", score_table(scores), "ts", folder=("stream", "scores"))
         self.write_state()
         self.flushed = time.monotonic()
 
@@ -218,7 +228,8 @@ class LakeSinkPartition(StatefulSinkPartition):
     def write_state(self) -> None:
         c = self.counts
         mine = {**c, "last_ts": iso(c["last_ts"]), "this_run": self.this_run, "run_started": self.run_started,
-                "updated": time.time()}  # fmt: skip
+                "updated": time.time(), "pid": os.getpid(), "cpu_started": self.cpu_started,
+                "cpu_now": time.process_time()}  # fmt: skip
         self.lake.write_bytes(self.lake.path("_state", "stream", f"part-{self.part}.json"), json.dumps(mine).encode())
         parts = []
         for path in self.lake.files("_state", "stream", suffix=".json"):
@@ -231,10 +242,30 @@ class LakeSinkPartition(StatefulSinkPartition):
         started = [p["run_started"] for p in parts if p.get("run_started")]
         span = max(p["updated"] for p in parts) - min(started) if started else 0.0
         total["rate_per_second"] = round(total["this_run"] / span, 1) if span > 0 else None
+        total["cpu_seconds"] = run_cpu(parts)
         total.update(last_ts=max(stamps) if stamps else None, lag_seconds=max(lags) if lags else None,
                      updated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), parts=len(parts),
                      sources=list(self.config.sources))  # fmt: skip
         self.lake.write_state(STATE_KIND, total)
+
+
+def run_cpu(parts: list[dict]) -> float:
+    """CPU seconds this run's processes spent from their first record to their last flush (start-up left
+    out): per process (its parts share one CPU clock), the latest clock less the earliest start."""
+    by_pid: dict = {}
+    for p in parts:
+        if p.get("cpu_started") is not None:
+            lo, hi = by_pid.get(p["pid"], (p["cpu_started"], p["cpu_now"]))
+            by_pid[p["pid"]] = (min(lo, p["cpu_started"]), max(hi, p["cpu_now"]))
+    return round(sum(hi - lo for lo, hi in by_pid.values()), 3)
+
+
+def score_table(scores: list[tuple]) -> pa.Table:
+    """Score tuples (step.SCORE_FIELDS) as the SCORES table, a column at a time."""
+    sensor, ts, score, level, x, _ = zip(*scores, strict=True)
+    keys = [f"{s}/{t}" for s, t in zip(sensor, ts, strict=True)]
+    columns = [keys, sensor, ts, score, level, [list(v) for v in x]]
+    return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, SCORES, strict=True)], schema=SCORES)
 
 
 def alert_record(r: dict) -> dict:

@@ -27,6 +27,18 @@ BATCH = 2048  # items handed to the engine per call
 IDLE = dt.timedelta(milliseconds=50)  # how soon to look again when nothing was waiting
 
 
+class FirstRead:
+    """The process's CPU clock when a source first handed the engine records: where a run's
+    cpu_seconds start (the engine may score many batches before the sink sees the first)."""
+
+    cpu: float | None = None
+
+    @classmethod
+    def mark(cls) -> None:
+        if cls.cpu is None:
+            cls.cpu = time.process_time()
+
+
 class Cursor(NamedTuple):
     since: str | None  # the last complete instant (the API's exclusive cursor); None: from the start
     instant: str | None  # the instant being read
@@ -149,6 +161,8 @@ class HttpPartition(StatefulSourcePartition):
             batch, self.cursor = item
             out += batch
         self.idle = not out
+        if out:
+            FirstRead.mark()
         return out
 
     def next_awake(self) -> dt.datetime | None:
@@ -182,6 +196,7 @@ class FilePartition(StatefulSourcePartition):
                 out.append((self.name, str(start), line.rstrip(b"\r\n"), received))
         if not out:
             raise StopIteration
+        FirstRead.mark()
         return out
 
     def snapshot(self) -> int:

@@ -270,6 +270,7 @@ def start_run(
         units += plan_units(family.source, family.chunks(first_day, last + 2), rows_read, split.unit_rows)
     plan = {
         "run_id": uuid.uuid4().hex,
+        "started": time.time(),  # the summary's seconds, when units ran elsewhere
         "full": full,
         "rebuild": rebuild,
         "params": asdict(params),
@@ -411,6 +412,7 @@ def commit_run(lake: Lake, plan: dict, results: list[dict]) -> TransformSummary:
     if done != list(range(len(plan["units"]))):
         raise RuntimeError(f"transform run {plan['run_id']}: units {done} of {len(plan['units'])} done; not committed")
     summary = TransformSummary(full=plan["full"], dates=plan["dates"], skipped=plan["skipped"], window=plan["window"])
+    summary.seconds = round(time.time() - plan["started"], 3)
     for family in FAMILIES:
         if family.source not in plan["families"]:
             continue

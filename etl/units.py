@@ -23,6 +23,7 @@ from dataclasses import dataclass
 ROW_BYTES = {"doors": 600, "robots": 300}
 BASE_MB = 160  # what the process holds before any unit: Python, DuckDB, pyarrow, the queries
 DUCKDB_SHARE = 0.6  # of a unit's budget, DuckDB's memory_limit; the rest is the Arrow side of writing
+DUCKDB_MIN_MB = 128
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,9 @@ class Share:
 
     @property
     def duckdb_mb(self) -> int:
-        return max(32, int(self.unit_mb * DUCKDB_SHARE))
+        # no less than a robot day's chunk with its look-back needs with two threads (38 MB
+        # failed with an OutOfMemoryException): a tiny budget cuts units small, not impossible
+        return max(DUCKDB_MIN_MB, int(self.unit_mb * DUCKDB_SHARE))
 
     @property
     def unit_rows(self) -> int:

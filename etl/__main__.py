@@ -46,7 +46,8 @@ def build_parser(settings: EtlSettings) -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="units computed side by side, sharing ETL_MEMORY_BUDGET_MB and the cores (default: one per core)",
+        help="units computed side by side, sharing ETL_MEMORY_BUDGET_MB and the cores "
+        "(default 0: one at a time with every core; an hourly increment's tiny units side by side)",
     )
 
     n = commands.add_parser("snapshot", help="write the dashboard's small snapshot of the lake's recent marts")

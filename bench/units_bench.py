@@ -1,5 +1,6 @@
 """The transform in units: a full rebuild of a year (2024) of doors and robots, at the default fleet
-and at 10x its doors, one unit at a time and one per core, against main's single run per family.
+and at 10x its doors, one unit at a time (the default) and one per core side by side, against a
+checkout's single run per family (before the units).
 
     flock /tmp/bench.lock .venv/bin/python bench/units_bench.py [--runs 3] [--fleets 1,10] [--before ../main]
 
@@ -35,6 +36,7 @@ from api.simulate.doors import DoorSimulator  # noqa: E402
 from api.simulate.robots import RobotSimulator  # noqa: E402
 from etl.datasets import DOORS, ROBOTS  # noqa: E402
 from etl.lake import Lake  # noqa: E402
+from etl.units import cores  # noqa: E402
 
 START, END = dt.datetime(2024, 1, 1, tzinfo=dt.UTC), dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 
@@ -116,7 +118,7 @@ def main() -> int:
     parser.add_argument("--fleets", default="1,10", help="door multipliers, comma-separated")
     parser.add_argument("--before", type=Path, help="a checkout to compare with (e.g. ../main)")
     args = parser.parse_args()
-    configs = [("1 unit at a time", ROOT, "1"), ("1 unit per core", ROOT, "0")]
+    configs = [("1 unit at a time (default)", ROOT, "1"), (f"{cores()} side by side (--at-once)", ROOT, str(cores()))]
     if args.before:
         configs.append(("before (one run per family)", args.before.resolve(), "before"))
     with tempfile.TemporaryDirectory() as tmp:

@@ -169,6 +169,29 @@ class UnitsTest(unittest.TestCase):
         commit_run(lake, second, [run_unit(lake, second, i) for i in range(len(second["units"]))])
         self.assertEqual(mart_files(self.tmp / "overlap"), self.reference)
 
+    def test_the_dags_steps_plan_run_and_commit_and_a_run_with_nothing_new_commits_at_its_plan(self) -> None:
+        from dataclasses import replace
+
+        from etl.pipeline import transform_commit_step, transform_plan_step, transform_unit_step
+
+        root = self.tmp / "steps"
+        lake = copy_raw(self.root, root)
+        left = root / "_tmp" / "transform" / "0badf00d-0"  # a killed unit's spill folder
+        left.mkdir(parents=True)
+        (left / "duckdb_temp_storage-0.tmp").write_bytes(b"spilled")
+        settings = replace(SMALL, lake=str(root), min_time="1970-01-01T00:00:00Z", max_future_days=36_500)
+        refs = transform_plan_step(settings)
+        self.assertFalse(left.exists(), "a new plan removes a killed run's spills")
+        self.assertGreater(len(refs), 1)
+        summary = transform_commit_step(settings, [transform_unit_step(settings, ref) for ref in refs])
+        self.assertEqual(summary["tables"], self.one.tables)
+        self.assertEqual(mart_files(root), self.reference)
+        again = transform_plan_step(settings)
+        self.assertEqual([r["unit"] for r in again], [None], "one no-op unit: the mapped task is never empty")
+        self.assertEqual(lake.read_state(RUN_KIND), {}, "committed by the plan")
+        self.assertEqual(transform_commit_step(settings, [transform_unit_step(settings, again[0])]), {})
+        self.assertEqual(mart_files(root), self.reference)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -1,4 +1,5 @@
-"""Hourly sensor pipeline: pull doors and robots -> audit -> transform -> publish snapshot -> notify.
+"""Hourly sensor pipeline: pull doors and robots -> audit -> transform (plan, units, commit) -> publish
+snapshot -> notify.
 
 The DAG only orchestrates: every step is a function of `etl.pipeline`, called with the run's
 data interval, and idempotent, so clearing and re-running any run leaves the lake as it was.
@@ -123,11 +124,26 @@ def sensor_pipeline() -> None:
 
         return audit_step(run_settings(), [doors, robots])
 
+    # The transform in units (etl/units.py): planned and claimed, each unit a mapped task (on
+    # as many workers as the executor has), committed once all succeeded. A failed unit is
+    # retried alone; a run whose units failed for good commits nothing (the next plan redoes it).
     @task
-    def transform() -> dict:
-        from etl.pipeline import transform_step
+    def plan_transform() -> list[dict]:
+        from etl.pipeline import transform_plan_step
 
-        return transform_step(run_settings())
+        return transform_plan_step(run_settings())
+
+    @task
+    def transform_unit(unit: dict) -> dict:
+        from etl.pipeline import transform_unit_step
+
+        return transform_unit_step(run_settings(), unit)
+
+    @task
+    def commit_transform(results: list[dict]) -> dict:
+        from etl.pipeline import transform_commit_step
+
+        return transform_commit_step(run_settings(), results)
 
     @task
     def publish_snapshot() -> dict:
@@ -142,7 +158,9 @@ def sensor_pipeline() -> None:
         return notify_step(run_settings(), now=run_interval()[1])
 
     audited = audit(pull_doors(), pull_robots())
-    audited >> transform() >> publish_snapshot() >> notify()
+    units = plan_transform()
+    audited >> units
+    commit_transform(transform_unit.expand(unit=units)) >> publish_snapshot() >> notify()
 
 
 pipeline = sensor_pipeline()

@@ -41,6 +41,14 @@ def build_parser(settings: EtlSettings) -> argparse.ArgumentParser:
     t = commands.add_parser("transform", help="compute the marts (etl/sql/*.sql) from the raw lake")
     t.add_argument("--lake", default=settings.lake)
     t.add_argument("--full", action="store_true", help="rebuild every date, not only the changed ones")
+    t.add_argument(
+        "--at-once",
+        type=int,
+        default=0,
+        metavar="N",
+        help="units computed side by side, sharing ETL_MEMORY_BUDGET_MB and the cores "
+        "(default 0: one at a time with every core; an hourly increment's tiny units side by side)",
+    )
 
     n = commands.add_parser("snapshot", help="write the dashboard's small snapshot of the lake's recent marts")
     n.add_argument("--lake", default=settings.lake)
@@ -133,13 +141,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "transform":
             from etl.transform import TransformParams, transform  # duckdb: only this command needs it
 
+            if args.at_once < 0:
+                raise ValueError(f"--at-once {args.at_once}: give 0 (one unit per core) or more")
+
             print(
                 transform(
                     Lake(args.lake),
                     TransformParams(),
                     full=args.full,
                     lock_timeout=settings.lock_timeout,
-                    window=settings.time_window(),
+                    settings=settings,
+                    at_once=args.at_once,
                 ).line()
             )
             return 0

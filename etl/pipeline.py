@@ -96,7 +96,52 @@ def transform_step(settings: EtlSettings) -> dict:
     from etl.transform import TransformParams, transform  # duckdb: only this step needs it
 
     lake = Lake(settings.lake)
-    summary = transform(lake, TransformParams(), lock_timeout=settings.lock_timeout, window=settings.time_window())
+    summary = transform(lake, TransformParams(), lock_timeout=settings.lock_timeout, settings=settings)
+    print(summary.line())
+    return asdict(summary)
+
+
+def transform_plan_step(settings: EtlSettings) -> list[dict]:
+    """Plan the transform's units and claim the lake for them (etl/transform.py start_run): one
+    reference {run_id, unit} per unit, for mapped tasks. Each unit is sized for a task of its own
+    with the whole ETL_MEMORY_BUDGET_MB of its worker. Nothing to compute: committed here, and
+    one reference with unit None, so that the mapped task is never an empty (skipped) one."""
+    from etl.transform import TransformParams, commit_run, start_run
+
+    lake = Lake(settings.lake)
+    with lake.lock(settings.lock_timeout):
+        plan = start_run(lake, TransformParams(), False, settings.time_window(), settings.memory_budget_mb, at_once=1)
+        if not plan["units"]:
+            print(commit_run(lake, plan, []).line())
+            return [{"run_id": plan["run_id"], "unit": None}]
+    print(f"transform plan {plan['run_id']}: {len(plan['units'])} units over {len(plan['dates'])} dates")
+    return [{"run_id": plan["run_id"], "unit": i} for i in range(len(plan["units"]))]
+
+
+def transform_unit_step(settings: EtlSettings, ref: dict) -> dict:
+    """Compute one unit of the claimed plan (no lock: units write different files); safe to retry."""
+    from etl.transform import check_claim, run_unit
+
+    if ref["unit"] is None:
+        return {**ref, "tables": {}}
+    lake = Lake(settings.lake)
+    result = run_unit(lake, check_claim(lake, ref["run_id"]), ref["unit"])
+    rows = ", ".join(f"{name} {n:,}" for name, n in result["tables"].items())
+    print(f"transform unit {ref['unit']} ({result['source']}): {rows}")
+    return result
+
+
+def transform_commit_step(settings: EtlSettings, results: list[dict]) -> dict:
+    """Commit the plan once every unit succeeded: the state moves, the claim goes."""
+    from etl.transform import check_claim, commit_run
+
+    results = list(results)
+    if all(r["unit"] is None for r in results):
+        print("transform: nothing to compute, committed by its plan")
+        return {}
+    lake = Lake(settings.lake)
+    with lake.lock(settings.lock_timeout):
+        summary = commit_run(lake, check_claim(lake, results[0]["run_id"]), results)
     print(summary.line())
     return asdict(summary)
 

@@ -11,9 +11,15 @@ identical output (tested).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import re
+import shutil
+import tempfile
 import time
+import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +35,7 @@ from etl.lake import Lake, Partition, day_of
 from etl.marts import add_history, mart_partitions, merge_start, next_month, write_mart
 from etl.robot_sums import add_robot_bucket_sums
 from etl.settings import EtlSettings
+from etl.units import Share, Unit, cores, plan_units, share
 from etl.validate import window_text
 
 SQL_DIR = Path(__file__).with_name("sql")
@@ -38,7 +45,9 @@ STATE_KIND = "transform"
 # events on healthy gamma-Poisson counts, the simulator and NAB (docs/analytics.md).
 DOOR_TESTS_PER_WEEK = 168 * 2
 SMALL_RUN_DAYS = 3  # output days up to which DuckDB runs single-threaded (an increment)
-ROBOT_MIN_CHUNK_DAYS = 4  # robot output days computed together: a calendar month, or up to 3 days more
+MIN_CHUNK_DAYS = 4  # output days of a month piece: a calendar month, or up to 3 days more
+RUN_KIND = "transform-run"  # _state/transform-run.json: the plan of the run in progress, its claim on the lake
+SPILL_ROOT = "_tmp/transform"  # DuckDB's spill folders on a local lake, one per unit
 
 
 @dataclass(frozen=True)
@@ -142,33 +151,32 @@ class Family:
     prefix: str  # its tables' names start with this
     partition: str  # "month" (door tables: few files) or "date" (robot tables: small increments)
 
-    def lookback_days(self, params: TransformParams) -> int:
-        # Robot fits reach 6 hours back, incidents minutes (the maintenance trend's days come from
-        # the robot_fits already written: see history_days); door windows 8 weeks.
-        return 2 if self.source == "robots" else params.lookback_days
+    def lookback_days(self, params: TransformParams, history: bool = False) -> int:
+        """Raw days before its first output date a chunk reads. Robot fits reach 6 hours back,
+        incidents minutes; door windows 8 weeks. The maintenance trend's days of robot_fits come
+        from the files already written (see history_days), or with `history` from raw data: a
+        chunk whose earlier days another unit is writing computes them itself."""
+        if self.source != "robots":
+            return params.lookback_days
+        return 2 + (params.maintenance_days if history else 0)
 
     def history_days(self, name: str, params: TransformParams) -> int:
         """Days of a table's earlier partitions that later queries of the run read back."""
         return params.maintenance_days if name == "robot_fits" else 0
 
     def chunks(self, first: int, end: int) -> list[tuple[int, int]]:
-        """[first, end) in runs of output days computed together, as (first, until) inclusive.
-
-        Door tables are small and go in one run; robot tables (35k samples a day) go a calendar
-        month at a time, so that memory stays flat however much is rebuilt and each month file is
-        written once (a chunk from mid-month would read the file back and write it again); a
-        piece of fewer than ROBOT_MIN_CHUNK_DAYS (a rebuild from 31 December, an increment across
-        a month's end, the day after the last) goes with the month next to it."""
-        if self.source == "doors":
-            return [(first, end - 1)] if end > first else []
+        """[first, end) in calendar months, as (first, until) inclusive: the pieces units are
+        made of (etl/units.py), so that each month file is written by one unit. A piece of
+        fewer than MIN_CHUNK_DAYS (a rebuild from 31 December, an increment across a month's
+        end, the day after the last) goes with the month next to it."""
         cuts = [first]
         cut = next_month(first)
         while cut < end:
-            if cut - cuts[-1] >= ROBOT_MIN_CHUNK_DAYS:
+            if cut - cuts[-1] >= MIN_CHUNK_DAYS:
                 cuts.append(cut)
             cut = next_month(cut)
-        if len(cuts) > 1 and end - cuts[-1] < ROBOT_MIN_CHUNK_DAYS:
-            cuts.pop()  # the days past the last month's end (+2 in run_family) go with it
+        if len(cuts) > 1 and end - cuts[-1] < MIN_CHUNK_DAYS:
+            cuts.pop()  # the days past the last month's end (+2 in family_span's caller) go with it
         return [(a, b - 1) for a, b in zip(cuts, [*cuts[1:], end], strict=True) if b > a]
 
     def first_day(self, changed: set[int], fleet: dict) -> int:
@@ -208,103 +216,252 @@ def transform(
     full: bool = False,
     lock_timeout: float = 600.0,
     window: tuple[dt.datetime, dt.datetime] | None = None,
+    settings: EtlSettings | None = None,
+    at_once: int = 0,
 ) -> TransformSummary:
-    """Compute the marts from the raw partitions inside `window` (default: EtlSettings'), those
-    outside reported in the summary and skipped."""
+    """Compute the marts from the raw partitions inside `window` (default: the settings'), those
+    outside reported in the summary and skipped: the run's units `at_once` at a time (0: one with
+    every core, an increment's tiny units side by side), sharing the settings' memory budget and
+    the cores, under one lock and one commit."""
     began = time.perf_counter()
-    summary = TransformSummary(full=full)
-    queries = load_queries()
-    window = window or EtlSettings().time_window()
+    settings = settings or EtlSettings()
+    window = window or settings.time_window()
     with lake.lock(lock_timeout):
-        lake.remove_stale_temporaries()  # every lock held: a killed run's files in what the locks own, others by age
-        state = lake.read_state(STATE_KIND)
-        versions, summary.skipped = within_window(raw_versions(lake), window)
-        summary.window = window_text(window) if summary.skipped else ""
-        # A new layout of the marts (robot tables went from date to month files) rebuilds them:
-        # a rebuild deletes the partitions of the old layout, an increment would keep them.
-        layout = {f.prefix: f.partition for f in FAMILIES}
-        rebuild = full or state.get("params") != asdict(params) or state.get("layout") != layout
-        changed = changed_days({} if rebuild else state.get("raw", {}), versions)
-        summary.dates = [Partition(d).date.isoformat() for d in sorted(set().union(*changed.values()))]
-        fleet = lake.read_fleet()
-        families = [f for f in FAMILIES if changed.get(f.source)]
-        # The families read different raw data and write different tables, and DuckDB and Parquet
-        # writes release the GIL: side by side, the door tables take no time of their own.
-        with ThreadPoolExecutor(max(1, len(families))) as pool:
-            runs = [
-                pool.submit(run_family, lake, f, queries, params, changed[f.source], versions, rebuild, fleet)
-                for f in families
-            ]
-            for run in runs:  # in FAMILIES order, whichever finishes first
-                tables, unplaced = run.result()
-                summary.tables.update(tables)
-                summary.unplaced.update(unplaced)
-        lake.write_state(
-            STATE_KIND,
-            {"raw": versions, "params": asdict(params), "layout": layout, "last_run": summary.line(),
-             "unplaced": summary.unplaced},
-        )  # fmt: skip
+        plan = start_run(lake, params, full, window, settings.memory_budget_mb, at_once)
+        with ThreadPoolExecutor(plan["share"]["at_once"]) as pool:
+            # DuckDB and Parquet writes release the GIL: threads, one process, one budget
+            results = list(pool.map(lambda index: run_unit(lake, plan, index), range(len(plan["units"]))))
+        summary = commit_run(lake, plan, results)
     summary.seconds = round(time.perf_counter() - began, 3)
     return summary
 
 
-def run_family(
+class RunSuperseded(RuntimeError):
+    """A later plan claimed the lake: this run's units and commit must stop."""
+
+
+def start_run(
     lake: Lake,
-    family: Family,
-    queries: dict[str, str],
     params: TransformParams,
-    changed: set[int],
-    versions: dict,
-    rebuild: bool,
-    fleet: dict,
-) -> tuple[dict[str, int], dict[str, int]]:
-    """Recompute a family's tables from its first changed partition on, chunk by chunk; returns
-    the rows written per table, and the raw rows of the run's dates it could not place (door
-    readings of a store the site registry lacks: no time zone, no local date)."""
+    full: bool,
+    window: tuple[dt.datetime, dt.datetime],
+    budget_mb: int,
+    at_once: int = 0,
+) -> dict:
+    """Plan a run (what changed, its units) and claim the lake for it in _state/transform-run.json,
+    which supersedes any run planned before (its units and commit then stop). Call it holding
+    every lock; the plan is JSON, for units run elsewhere (Airflow's mapped tasks)."""
+    lake.remove_stale_temporaries()  # every lock held: a killed run's files in what the locks own, others by age
+    remove_spill_folders(lake)
+    state = lake.read_state(STATE_KIND)
+    versions, skipped = within_window(raw_versions(lake), window)
+    # A new layout of the marts (robot tables went from date to month files) rebuilds them:
+    # a rebuild deletes the partitions of the old layout, an increment would keep them.
+    layout = {f.prefix: f.partition for f in FAMILIES}
+    rebuild = full or state.get("params") != asdict(params) or state.get("layout") != layout
+    changed = changed_days({} if rebuild else state.get("raw", {}), versions)
+    fleet = lake.read_fleet()
+    # By default one unit at a time with every core: units side by side each get a share of the
+    # budget, so more and smaller units, each reading its look-back again (measured 1.2 - 2.2 x
+    # slower on 2 cores: docs/benchmarks.md). An hourly increment's tiny units do go side by side.
+    split = share(budget_mb, at_once or 1)
+    families, units = {}, []
+    for family in FAMILIES:
+        if not changed.get(family.source):
+            continue
+        first_day, last, rows_read = family_span(lake, family, params, changed[family.source], versions, rebuild, fleet)
+        families[family.source] = {"first_day": first_day}
+        units += plan_units(family.source, family.chunks(first_day, last + 2), rows_read, split.unit_rows)
+    if not at_once and units and all(u.until - u.first < SMALL_RUN_DAYS for u in units):
+        split = Share(min(cores(), len(units)), 1, split.unit_mb)
+    plan = {
+        "run_id": uuid.uuid4().hex,
+        "started": time.time(),  # the summary's seconds, when units ran elsewhere
+        "full": full,
+        "rebuild": rebuild,
+        "params": asdict(params),
+        "layout": layout,
+        "versions": versions,
+        "dates": [Partition(d).date.isoformat() for d in sorted(set().union(*changed.values()))],
+        "skipped": skipped,
+        "window": window_text(window) if skipped else "",
+        "families": families,
+        "share": asdict(split),
+        "units": [u.as_dict() for u in units],
+    }
+    lake.write_state(RUN_KIND, plan)
+    return plan
+
+
+def family_span(
+    lake: Lake, family: Family, params: TransformParams, changed: set[int], versions: dict, rebuild: bool, fleet: dict
+) -> tuple[int, int, Callable[[int, int], int]]:
+    """A family's first output date, its last raw date, and rows_read(first, until): the raw rows
+    (Parquet footers, counted once) that computing those output dates reads."""
     days = sorted(Partition.from_iso(d).day for d in versions[family.source])
     last = days[-1] if days else 0
-    names = [n for n in queries if n.startswith(family.prefix)]
     first_day = family.first_day(changed, fleet)
     if family.partition == "month" and not rebuild:
-        first_day = merge_start(lake, names, first_day)
-    # The partitions each table has: all of them for a rebuild (to delete the stale ones); for an
-    # increment only those it may read or replace, one stat each (listing 3 years of daily
-    # partitions took 15 ms a table, and would grow with the lake).
-    reach = None if rebuild else range(first_day - max(family.history_days(n, params) for n in names), last + 2)
+        first_day = merge_start(lake, family_tables(family), first_day)
+    counts: dict[int, int] = {}
+    present = set(days)
+
+    def rows_of(day: int) -> int:
+        if day not in counts:
+            counts[day] = lake.row_count(lake.partition_file(family.source, Partition(day))) if day in present else 0
+        return counts[day]
+
+    def rows_read(first: int, until: int) -> int:
+        reach = family.lookback_days(params, history=first != first_day)
+        return sum(rows_of(d) for d in range(first - reach, until + 2))
+
+    return first_day, last, rows_read
+
+
+def family_tables(family: Family) -> list[str]:
+    return [n for n in load_queries() if n.startswith(family.prefix)]
+
+
+def check_claim(lake: Lake, run_id: str) -> dict:
+    """The run's plan, while no later plan has claimed the lake."""
+    plan = lake.read_state(RUN_KIND)
+    if plan.get("run_id") != run_id:
+        holder = plan.get("run_id") or "none (committed or removed)"
+        raise RunSuperseded(
+            f"transform run {run_id} was superseded: the lake's claim is {holder}; nothing of it committed"
+        )
+    return plan
+
+
+def run_unit(lake: Lake, plan: dict, index: int) -> dict:
+    """Compute one unit of a plan: its family's tables for its output days, chunk by chunk;
+    returns the rows and partitions written per table, and the raw door rows it could not place
+    (readings of a store the site registry lacks: no time zone, no local date). Writes only the
+    unit's own month files, so units run side by side; safe to repeat (a retried task)."""
+    unit = Unit.from_dict(plan["units"][index])
+    family = next(f for f in FAMILIES if f.source == unit.source)
+    params = TransformParams(**plan["params"])
+    queries = load_queries()
+    names = family_tables(family)
+    fleet = lake.read_fleet()
+    run_first, rebuild = plan["families"][unit.source]["first_day"], plan["rebuild"]
+    days = sorted(Partition.from_iso(d).day for d in plan["versions"][unit.source])
+    history = max(family.history_days(n, params) for n in names)
+    reach = range(unit.first - history, unit.until + 1)
     existing = {n: mart_partitions(lake, n, family.partition, reach) for n in names}
-    written: dict[str, set[str]] = {n: set() for n in names}
-    rows: dict[str, int] = dict.fromkeys(names, 0)
-    unplaced: dict[str, int] = {}
-    # An hourly increment's queries are too small to share between threads, and the two
-    # families already keep both cores busy: one thread each saved 10 % of its time.
-    single_thread = last + 2 - first_day <= SMALL_RUN_DAYS
-    # +2: a store's local date can run a day past the last UTC date
-    for first, until in family.chunks(first_day, last + 2):
-        from_day = first - family.lookback_days(params)
-        paths = [lake.partition_file(family.source, Partition(d)) for d in days if from_day <= d <= until + 1]
-        con = connect(lake, family.source, paths, fleet, single_thread)
-        if family.source == "doors" and paths:
-            for store, count in unplaced_doors(con, first, until).items():
-                unplaced[store] = unplaced.get(store, 0) + count
+    result = {"run_id": plan["run_id"], "unit": index, "source": unit.source, "tables": dict.fromkeys(names, 0),
+              "written": {n: [] for n in names}, "unplaced": {}}  # fmt: skip
+    split = Share(**plan["share"])
+    # An hourly increment's queries are too small to share between threads (one each saved 10 %)
+    threads = 1 if unit.until - unit.first + 1 <= SMALL_RUN_DAYS else split.threads
+    spill = spill_folder(lake, plan["run_id"], index)
+    try:
+        for first, until in unit.chunks:
+            check_claim(lake, plan["run_id"])  # a later plan took over: stop before writing more
+            # The run's first chunk swaps in its history from the files written before the run;
+            # a later chunk computes it from raw data, as the files before it may be another
+            # unit's, being rewritten right now.
+            written_history = first == run_first
+            from_day = first - family.lookback_days(params, history=not written_history)
+            paths = [lake.partition_file(family.source, Partition(d)) for d in days if from_day <= d <= until + 1]
+            con = connect(lake, family.source, paths, fleet, threads == 1,
+                          threads=threads, memory_mb=split.duckdb_mb, spill_dir=spill)  # fmt: skip
+            try:
+                if family.source == "doors" and paths:
+                    for store, count in unplaced_doors(con, first, until).items():
+                        result["unplaced"][store] = result["unplaced"].get(store, 0) + count
+                for name in names:
+                    count, parts = compute_table(
+                        lake, con, family, name, queries[name], params, (first, until), existing[name],
+                        keep=not rebuild or first != run_first, history=written_history,
+                    )  # fmt: skip
+                    result["tables"][name] += count
+                    result["written"][name] = sorted(set(result["written"][name]) | parts)
+            finally:
+                con.close()
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+    return result
+
+
+def compute_table(
+    lake: Lake,
+    con: duckdb.DuckDBPyConnection,
+    family: Family,
+    name: str,
+    sql: str,
+    params: TransformParams,
+    days: tuple[int, int],
+    existing: set[str],
+    keep: bool,
+    history: bool,
+) -> tuple[int, set[str]]:
+    """Run one table's query for output days [first, until] and write its partitions; `keep`: a
+    month file keeps its rows dated before the chunk (an increment, a later chunk); `history`:
+    swap in the table's earlier days from the files written (see add_history)."""
+    first, until = days
+    if name in PREPARE:
+        PREPARE[name](con)
+    con.execute(f"CREATE TEMP TABLE {name} AS {sql}", _bound(sql, params, first))
+    read_back: dict[str, pa.Table] = {}  # month files write_mart read, which add_history needs too
+    count, parts = write_mart(lake, con, name, first, until, family.partition, existing, keep, read_back)
+    if history:
+        add_history(lake, con, name, first, family.history_days(name, params), existing, read_back)
+    return count, parts
+
+
+def commit_run(lake: Lake, plan: dict, results: list[dict]) -> TransformSummary:
+    """Commit a run whose every unit succeeded: delete what a rebuild no longer writes, record
+    the raw versions seen (the state) and release the claim. Call it holding every lock."""
+    check_claim(lake, plan["run_id"])
+    done = sorted(r["unit"] for r in results if r["run_id"] == plan["run_id"])
+    if done != list(range(len(plan["units"]))):
+        raise RuntimeError(f"transform run {plan['run_id']}: units {done} of {len(plan['units'])} done; not committed")
+    summary = TransformSummary(full=plan["full"], dates=plan["dates"], skipped=plan["skipped"], window=plan["window"])
+    summary.seconds = round(time.time() - plan["started"], 3)
+    for family in FAMILIES:
+        if family.source not in plan["families"]:
+            continue
+        names = family_tables(family)
+        written: dict[str, set[str]] = {n: set() for n in names}
+        summary.tables.update(dict.fromkeys(names, 0))
+        for result in (r for r in results if r["source"] == family.source):
+            for name in names:
+                summary.tables[name] += result["tables"][name]
+                written[name] |= set(result["written"][name])
+            for store, count in result["unplaced"].items():
+                summary.unplaced[store] = summary.unplaced.get(store, 0) + count
         for name in names:
-            if name in PREPARE:
-                PREPARE[name](con)
-            con.execute(f"CREATE TEMP TABLE {name} AS {queries[name]}", _bound(queries[name], params, first))
-            # A month file keeps its rows dated before the chunk, but a rebuild's first chunk
-            # replaces what it finds (stale); its later chunks add to the files it wrote.
-            keep = not rebuild or first != first_day
-            read_back: dict[str, pa.Table] = {}  # month files write_mart read, which add_history needs too
-            count, parts = write_mart(lake, con, name, first, until, family.partition, existing[name], keep, read_back)
-            add_history(lake, con, name, first, family.history_days(name, params), existing[name], read_back)
-            rows[name] += count
-            written[name] |= parts
-        con.close()
-    if rebuild:  # partitions whose rows are all gone
-        for name in names:
-            for part in existing[name] - written[name]:
-                lake.delete(lake.mart_file(name, part))
-            lake.remove_empty_folders("marts", name)
-    return rows, unplaced
+            if plan["rebuild"]:  # partitions whose rows are all gone
+                for part in mart_partitions(lake, name, family.partition) - written[name]:
+                    lake.delete(lake.mart_file(name, part))
+                lake.remove_empty_folders("marts", name)
+    lake.write_state(
+        STATE_KIND,
+        {"raw": plan["versions"], "params": plan["params"], "layout": plan["layout"], "last_run": summary.line(),
+         "unplaced": summary.unplaced},
+    )  # fmt: skip
+    lake.delete(lake.state_path(RUN_KIND))
+    remove_spill_folders(lake)
+    return summary
+
+
+def spill_folder(lake: Lake, run_id: str, index: int) -> str:
+    """Where a unit's DuckDB spills past its memory_limit: under the lake's _tmp/transform/ on a
+    local lake (a killed run's spills go with the next run's start), else the machine's temp."""
+    if lake.local:
+        folder = lake.path(SPILL_ROOT, f"{run_id}-{index}")
+        os.makedirs(folder, exist_ok=True)
+        return folder
+    return tempfile.mkdtemp(prefix=f"transform-{run_id}-{index}-")
+
+
+def remove_spill_folders(lake: Lake) -> None:
+    """A killed or superseded run's spill folders (a new plan or a commit holds every lock)."""
+    if lake.local:
+        shutil.rmtree(lake.path(SPILL_ROOT), ignore_errors=True)
+        with contextlib.suppress(OSError):  # other temporaries there
+            os.rmdir(lake.path(SPILL_ROOT.split("/")[0]))
 
 
 def unplaced_doors(con: duckdb.DuckDBPyConnection, first: int, until: int) -> dict[str, int]:
@@ -321,15 +478,27 @@ PREPARE = {"robot_fits": add_robot_bucket_sums}  # helper tables registered befo
 
 
 def connect(
-    lake: Lake, source: str, paths: list[str], fleet: dict, single_thread: bool = False
+    lake: Lake,
+    source: str,
+    paths: list[str],
+    fleet: dict,
+    single_thread: bool = False,
+    threads: int = 0,
+    memory_mb: int = 0,
+    spill_dir: str = "",
 ) -> duckdb.DuckDBPyConnection:
     """DuckDB with the views a family's SQL reads: raw_<source> (the raw files `paths`), the
-    stores and the robots' reference axes."""
+    stores and the robots' reference axes; `threads`, `memory_mb` (its memory_limit) and
+    `spill_dir` (where it spills past it): a unit's share of the machine (etl/units.py)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")  # a long chunk would draw one into the logs
-    if single_thread:
-        con.execute("SET threads = 1")
+    if single_thread or threads:
+        con.execute(f"SET threads = {1 if single_thread else int(threads)}")
+    if memory_mb:
+        con.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
+    if spill_dir:
+        con.execute("SET temp_directory = '{}'".format(spill_dir.replace("'", "''")))
     data = DATASETS[source]
     if lake.local and paths:
         # DuckDB's own Parquet reader scans three times as fast as an Arrow dataset registered

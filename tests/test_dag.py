@@ -97,8 +97,10 @@ class DagParseTest(unittest.TestCase):
                 "pull_doors": [],
                 "pull_robots": [],  # the two pulls run side by side
                 "audit": ["pull_doors", "pull_robots"],
-                "transform": ["audit"],
-                "publish_snapshot": ["transform"],
+                "plan_transform": ["audit"],
+                "transform_unit": ["plan_transform"],  # mapped: one task per unit of the plan
+                "commit_transform": ["transform_unit"],
+                "publish_snapshot": ["commit_transform"],
                 "notify": ["publish_snapshot"],
             },
         )

@@ -72,8 +72,10 @@ hour_dispersion AS (
     -- (a slot's own 8 values are too few); s2 = the sum of m^2 over the day, for the days' a below.
     SELECT
         grain, store, sensor_id, local_date,
-        greatest(0.0, sum(slot_var - baseline) / sum(baseline * baseline)) AS b,
-        sum(baseline * baseline) AS s2
+        -- summed in time order: a sum of doubles in scan order differed in its last bits between
+        -- runs over different spans (the transform's units), and so did the scores
+        greatest(0.0, sum(slot_var - baseline ORDER BY ts) / sum(baseline * baseline ORDER BY ts)) AS b,
+        sum(baseline * baseline ORDER BY ts) AS s2
     FROM hour_baselines
     WHERE periods >= 2 AND baseline > 0
     GROUP BY grain, store, sensor_id, local_date

@@ -111,7 +111,18 @@ def span(lake: Lake, name: str, column: str) -> tuple[dt.datetime, dt.datetime] 
 
 
 # the streaming job's verdicts depend on its per-key step and its detectors (and their recipes)
-STREAM_CODE = ("stream/step.py", "stream/detectors.py", "detectors/hotelling.py", "detectors/features.py")
+# Every file whose change can change a stream alert: the step, the detectors it can run, their state.
+STREAM_CODE = (
+    "stream/step.py",
+    "stream/detectors.py",
+    "stream/hst.py",
+    "detectors/hotelling.py",
+    "detectors/features.py",
+    "detectors/motion.py",
+    "detectors/halfspace.py",
+    "detectors/robust_z.py",
+    "detectors/state.py",
+)
 
 
 def detector_version(name: str, params: TransformParams) -> str:

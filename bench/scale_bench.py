@@ -57,6 +57,7 @@ DOORS_1X = 39
 BULK_ROWS = 342_576  # the 1x year: the request size bench/api_bench.py's 5 M/s target is set for
 API_DAY_STAGE = "API, one day of doors (arrow)"
 API_BULK_STAGE = "API, >= 342,576 rows a request (arrow)"
+PULL_CPU_STAGE = "  the pulling process's CPU time"
 MB = 1024 * 1024
 
 API_TARGET = 5_000_000  # readings/s at every fleet size
@@ -78,6 +79,7 @@ class StageTimeout(RuntimeError):
 class Child:
     seconds: float
     peak_mb: float
+    cpu_seconds: float  # user + system: what the process itself cost, whatever it waited for
 
 
 @dataclass
@@ -125,7 +127,7 @@ def run_child(cmd: list[str], timeout: float, env: dict[str, str] | None = None)
         raise StageTimeout(f"{' '.join(cmd[1:4])}: killed after the {timeout:.0f} s timeout")
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {stderr.strip()[-600:]}")
-    return Child(seconds, usage.ru_maxrss * 1024 / MB)  # ru_maxrss is in KiB
+    return Child(seconds, usage.ru_maxrss * 1024 / MB, usage.ru_utime + usage.ru_stime)  # ru_maxrss: KiB
 
 
 def etl(*args: str, timeout: float) -> Child:
@@ -191,9 +193,10 @@ def bulk_days(factor: int) -> int:
     return min(366, -(-BULK_ROWS // (factor * DOORS_1X * 24)))
 
 
-def pull_stage(server: ApiServer, work: Path, factor: int, runs: int, timeout: float) -> tuple[Figure, Path]:
-    """The year 2024 of doors pulled into a fresh lake, `runs` times; returns the last lake."""
-    seconds, peaks = [], []
+def pull_stage(server: ApiServer, work: Path, factor: int, runs: int, timeout: float) -> tuple[Figure, Path, Figure]:
+    """The year 2024 of doors pulled into a fresh lake, `runs` times: the wall time, the last lake, and
+    the pulling process's own CPU time (its growth is the pull's own, the API's apart)."""
+    seconds, peaks, cpu = [], [], []
     for run in range(runs):
         lake = work / f"lake-{factor}x"
         shutil.rmtree(lake, ignore_errors=True)
@@ -201,9 +204,12 @@ def pull_stage(server: ApiServer, work: Path, factor: int, runs: int, timeout: f
                     "--start", YEAR[0], "--end", YEAR[1], timeout=timeout)  # fmt: skip
         seconds.append(child.seconds)
         peaks.append(child.peak_mb)
-        print(f"  pull run {run + 1}: {child.seconds:.2f} s, peak RSS {child.peak_mb:.0f} MB", flush=True)
+        cpu.append(child.cpu_seconds)
+        print(f"  pull run {run + 1}: {child.seconds:.2f} s, peak RSS {child.peak_mb:.0f} MB, "
+              f"CPU {child.cpu_seconds:.1f} s", flush=True)  # fmt: skip
     rows = lake_doors(lake)
-    return Figure("pull of the year (doors)", factor, rows, seconds, "s", max(peaks)), lake
+    own = Figure(PULL_CPU_STAGE, factor, rows, cpu, "s", note="user + system: the pull's own cost, the API's apart")
+    return Figure("pull of the year (doors)", factor, rows, seconds, "s", max(peaks)), lake, own
 
 
 def transform_stage(lake: Path, factor: int, rows: int, runs: int, timeout: float) -> Figure:
@@ -239,6 +245,7 @@ def dashboard_stage(lake: Path, work: Path, factor: int, rows: int, runs: int, t
     out = work / f"dashboard-{factor}x.json"
     cmd = [sys.executable, str(ROOT / "bench" / "dashboard_bench.py"), "--lake", str(lake), "--runs", str(runs)]
     child = run_child([*cmd, "--json", str(out)], timeout, child_env())
+    print(f"  dashboard: {out.read_text()}", flush=True)
     medians = json.loads(out.read_text())
     note = f"median of {2 * runs} widget changes; first render {medians['first_render_s']:.2f} s"
     return Figure("dashboard widget change", factor, rows, [medians["widget_change_s"]], "s", child.peak_mb, note=note)
@@ -315,6 +322,7 @@ def bench_factor(factor: int, full: bool, args, work: Path, figures: list[Figure
     if pulled is None:
         return
     lake, rows = pulled[1], pulled[0].rows
+    figures.append(pulled[2])
     done = attempt(figures, "full transform (whole process)", factor, transform_stage, lake, factor, rows, args.runs,
                    args.timeout)  # fmt: skip
     if done is None:
@@ -348,7 +356,7 @@ def format_value(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
     if unit == "readings/s":
-        return f"{value / 1e6:.2f} M/s"
+        return f"{value / 1e6:.2f} M/s" if value >= 1e5 else f"{value / 1e3:.1f} k/s"
     return f"{value:.3f} s" if value < 1 else f"{value:.2f} s" if value < 100 else f"{value:.0f} s"
 
 

@@ -20,7 +20,7 @@ from bench.fleets import write_widened
 from etl.client import ApiClient, ApiError
 from etl.datasets import DOORS, ROBOTS, Dataset
 from etl.lake import Lake
-from etl.pull import BASE_MB, page_rows, pages, pull
+from etl.pull import BASE_MB, page_rows, pages, pull, rows_per_hour
 from etl.settings import EtlSettings
 from etl.wire import decode
 from tests.support import ROOT, ApiServer, FaultyProxy
@@ -307,6 +307,18 @@ class WideFleetPullTest(unittest.TestCase):
         self.assertEqual(pages(at("2024-01-01T03:00:00"), at("2024-01-05T00:00:00"), 50),
                          [(at("2024-01-01T03:00:00"), at("2024-01-03T00:00:00")),
                           (at("2024-01-03T00:00:00"), at("2024-01-05T00:00:00"))])  # fmt: skip
+
+
+class PageSizeTest(unittest.TestCase):
+    def test_rows_per_hour_come_from_the_registrys_width_and_page_rows_from_the_budget(self) -> None:
+        sites = {"stores": [{"doors": 200}, {"doors": 190}], "robots": [{"sample_seconds": 10}, {"sample_seconds": 60}]}
+        self.assertEqual(rows_per_hour(DOORS, sites), 390)
+        self.assertEqual(rows_per_hour(ROBOTS, sites), 360 + 60)
+        self.assertEqual(rows_per_hour(DOORS, None), 39, "no registry: the default fleet")
+        self.assertEqual(page_rows(DOORS, EtlSettings(page_rows=1000)), 1000, "ETL_PAGE_ROWS stays the cap")
+        small, large = (page_rows(ROBOTS, EtlSettings(memory_budget_mb=mb, page_rows=10**9)) for mb in (512, 2048))
+        self.assertGreater(large, small)
+        self.assertEqual(page_rows(DOORS, EtlSettings(memory_budget_mb=64)), 1, "below the base: one hour a page")
 
 
 if __name__ == "__main__":

@@ -11,12 +11,18 @@ Lakes (built once, then reused from --cache; building the year takes a few minut
 First render: a new AppTest run with empty Streamlit caches, in a process where the modules are
 already imported (a running server). Widget change: an AppTest rerun after one sidebar widget
 changed, cycling through resolution, level, weekdays, stores and dates. Medians of --runs.
+
+    .venv/bin/python bench/dashboard_bench.py --lake LAKE [--json FILE]
+
+measures one given lake instead (bench/scale_bench.py: the lake it pulled and transformed at each
+fleet size) and can write its medians as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import shutil
 import statistics
@@ -116,7 +122,8 @@ def widget_changes(at: AppTest, runs: int) -> list[float]:
     return seconds
 
 
-def bench(name: str, lake: Path, runs: int) -> None:
+def bench(name: str, lake: Path, runs: int) -> dict[str, float]:
+    """Print and return the medians of the first render and of a widget change on `lake`."""
     os.environ["DASHBOARD_LAKE"] = str(lake)
     fresh_app(lake)  # warm-up: imports, the OS page cache
     firsts = []
@@ -125,9 +132,10 @@ def bench(name: str, lake: Path, runs: int) -> None:
         check(at)
         firsts.append(seconds)
     changes = widget_changes(at, runs)
-    first_target, change_target = TARGETS[name]
+    first_target, change_target = TARGETS.get(name, (None, None))
     report(f"{name}: first render", firsts, first_target)
     report(f"{name}: widget change", changes, change_target)
+    return {"first_render_s": statistics.median(firsts), "widget_change_s": statistics.median(changes)}
 
 
 def report(what: str, seconds: list[float], target: float | None) -> None:
@@ -142,7 +150,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/dashboard-bench"))
+    parser.add_argument("--lake", type=Path, help="measure this transformed lake only")
+    parser.add_argument("--json", type=Path, help="with --lake: write the medians here")
     args = parser.parse_args()
+    if args.lake:
+        figures = bench(args.lake.name, args.lake, args.runs)
+        if args.json:
+            args.json.write_text(json.dumps(figures))
+        return
     year = year_lake(args.cache)
     x100 = x100_lake(args.cache, year)
     bench("year", year, args.runs)

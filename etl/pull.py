@@ -26,6 +26,13 @@ from etl.validate import validate, window_text
 DAY = dt.timedelta(days=1)
 HOUR = dt.timedelta(hours=1)
 RECENT_RUNS = 20
+MB = 1 << 20
+# Page sizing (page_rows), measured: a doors pull at 10x the doors (8 months of 2024, whole process)
+# peaked at about 175 MB plus 190 bytes a page row (6 x row_bytes) for pages of 50,000 - 2,000,000 rows.
+# The constants keep a margin: with the default 1 GB a page could hold 3.1 M door rows (about 730 MB).
+BASE_MB = 256
+PAGE_COPIES = 8
+TEXT_BYTES = 12  # a store's or robot's name
 
 
 @dataclass
@@ -60,16 +67,46 @@ def floor_hour(value: dt.datetime) -> dt.datetime:
     return value.replace(minute=0, second=0, microsecond=0)
 
 
-def pages(start: dt.datetime, end: dt.datetime, days: int) -> list[tuple[dt.datetime, dt.datetime]]:
-    """[start, end) cut at UTC midnights into pages of at most `days` days."""
+def pages(start: dt.datetime, end: dt.datetime, hours: int) -> list[tuple[dt.datetime, dt.datetime]]:
+    """[start, end) cut at UTC midnights into pages of at most `hours` hours: whole days when a
+    page holds a day or more, else pieces of a day starting at midnight, every `hours` hours."""
     out = []
     cursor = start
+    step = (hours // 24) * DAY if hours >= 24 else hours * HOUR
     while cursor < end:
         midnight = cursor.replace(hour=0, minute=0, second=0, microsecond=0)
-        stop = min(end, midnight + days * DAY)
-        out.append((cursor, stop))
-        cursor = stop
+        if hours >= 24:
+            stop = midnight + step
+        else:  # the next cut after the cursor, and never past the day's end
+            stop = min(midnight + step * ((cursor - midnight) // step + 1), midnight + DAY)
+        out.append((cursor, min(end, stop)))
+        cursor = min(end, stop)
     return out
+
+
+def page_rows(data: Dataset, settings: EtlSettings) -> int:
+    """Rows per request: as many as the memory budget holds, ETL_PAGE_ROWS at most.
+
+    A page is alive in about PAGE_COPIES forms at once (the next page being fetched, the body,
+    the decoded and validated tables, the day's old rows, the sorted partition being encoded),
+    each of about `row_bytes` a row; the interpreter and its libraries take BASE_MB."""
+    spare = max(0, settings.memory_budget_mb - BASE_MB) * MB
+    return max(1, min(settings.page_rows, spare // (PAGE_COPIES * row_bytes(data.schema))))
+
+
+def row_bytes(schema: pa.Schema) -> int:
+    """Bytes of one row in Arrow: fixed widths, and offsets plus a short text for a string."""
+    return sum(f.type.byte_width if pa.types.is_primitive(f.type) else 4 + TEXT_BYTES for f in schema)
+
+
+def rows_per_hour(data: Dataset, sites: dict | None) -> int:
+    """The fleet's rows in an hour, from the site registry (the fleet's width, not the default
+    fleet's): one a door, or 3600 / sample_seconds a robot. Without a registry: the data set's hint."""
+    if data.kind == "doors":
+        rows = sum(int(s.get("doors", 0)) for s in (sites or {}).get("stores", []))
+    else:
+        rows = sum(3600 // max(1, int(r.get("sample_seconds") or 1)) for r in (sites or {}).get("robots", []))
+    return max(1, rows or data.rows_per_day_hint // 24)
 
 
 def pull(
@@ -129,8 +166,8 @@ def first_start(limit: dt.datetime, days: float, window: tuple[dt.datetime, dt.d
 
 
 def _pull_pages(client, lake, data, settings, start, end, summary, state, progress, sites) -> None:
-    days = max(1, settings.page_rows // data.rows_per_day_hint)
-    todo = pages(start, end, days)
+    hours = max(1, page_rows(data, settings) // rows_per_hour(data, sites))  # an hour's rows at least
+    todo = pages(start, end, hours)
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     if progress:
         progress.start(f"pull {data.kind}", len(todo))

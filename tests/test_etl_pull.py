@@ -16,10 +16,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench.fleets import write_widened
 from etl.client import ApiClient, ApiError
 from etl.datasets import DOORS, ROBOTS, Dataset
 from etl.lake import Lake
-from etl.pull import pull
+from etl.pull import BASE_MB, page_rows, pages, pull, rows_per_hour
 from etl.settings import EtlSettings
 from etl.wire import decode
 from tests.support import ROOT, ApiServer, FaultyProxy
@@ -246,6 +247,78 @@ class PullTest(unittest.TestCase):
     def etl(self, *args: str) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "etl", *args], cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+class CountingClient(ApiClient):
+    """An ApiClient that records the rows of every page it fetched."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.page_rows: list[int] = []
+
+    def readings(self, data, start, end):
+        page = super().readings(data, start, end)
+        self.page_rows.append(page.table.num_rows)
+        return page
+
+
+class WideFleetPullTest(unittest.TestCase):
+    """A fleet of ten times the doors: pages sized by rows from the memory budget, not by days."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.fleet_dir = tempfile.TemporaryDirectory()
+        cls.addClassCleanup(cls.fleet_dir.cleanup)
+        fleet = write_widened(10, Path(cls.fleet_dir.name, "fleet-10x.toml"))
+        cls.server = cls.enterClassContext(ApiServer(FLEET_FILE=str(fleet)))
+
+    def pull(self, root: str, **overrides) -> CountingClient:
+        settings = EtlSettings(api_url=self.server.base, lake=root, **overrides)
+        client = CountingClient(settings, log=lambda line: None)
+        try:
+            pull(client, Lake(root), DOORS, settings, at("2024-03-04T05:00:00"), at("2024-03-07T00:00:00"))
+        finally:
+            client.close()
+        return client
+
+    def test_a_small_budget_pages_by_rows_and_loads_the_same_lake(self) -> None:
+        small, default = tempfile.TemporaryDirectory(), tempfile.TemporaryDirectory()
+        self.addCleanup(small.cleanup)
+        self.addCleanup(default.cleanup)
+        budget = BASE_MB + 1  # 1 MB for pages: 4,096 door rows, ten hours of 390 doors
+        limit = page_rows(DOORS, EtlSettings(memory_budget_mb=budget))
+        self.assertLess(limit, 390 * 24, "the budget must cut pages inside a day for this test to mean anything")
+        paged = self.pull(small.name, memory_budget_mb=budget)
+        whole = self.pull(default.name)
+        self.assertEqual(whole.page_rows, [390 * 67], "the default budget takes the 67 hours in one page")
+        self.assertGreater(len(paged.page_rows), 6)
+        self.assertLessEqual(max(paged.page_rows), limit)
+        self.assertEqual(sum(paged.page_rows), 390 * 67)
+        self.assertTrue(lake_table(small.name, DOORS).equals(lake_table(default.name, DOORS)))
+        self.assertEqual(len(list(Path(small.name, "raw", "doors").glob("*/*.parquet"))), 3)
+
+    def test_pages_cut_a_day_at_whole_hours_and_never_cross_midnight(self) -> None:
+        cuts = pages(at("2024-01-01T03:30:00"), at("2024-01-03T05:00:00"), 7)
+        self.assertEqual(cuts[:2], [(at("2024-01-01T03:30:00"), at("2024-01-01T07:00:00")),
+                                    (at("2024-01-01T07:00:00"), at("2024-01-01T14:00:00"))])  # fmt: skip
+        self.assertIn((at("2024-01-01T21:00:00"), at("2024-01-02T00:00:00")), cuts)
+        self.assertEqual(cuts[-1], (at("2024-01-03T00:00:00"), at("2024-01-03T05:00:00")))
+        self.assertTrue(all(a < b and (b - a) <= dt.timedelta(hours=7) for a, b in cuts))
+        self.assertEqual(pages(at("2024-01-01T03:00:00"), at("2024-01-05T00:00:00"), 50),
+                         [(at("2024-01-01T03:00:00"), at("2024-01-03T00:00:00")),
+                          (at("2024-01-03T00:00:00"), at("2024-01-05T00:00:00"))])  # fmt: skip
+
+
+class PageSizeTest(unittest.TestCase):
+    def test_rows_per_hour_come_from_the_registrys_width_and_page_rows_from_the_budget(self) -> None:
+        sites = {"stores": [{"doors": 200}, {"doors": 190}], "robots": [{"sample_seconds": 10}, {"sample_seconds": 60}]}
+        self.assertEqual(rows_per_hour(DOORS, sites), 390)
+        self.assertEqual(rows_per_hour(ROBOTS, sites), 360 + 60)
+        self.assertEqual(rows_per_hour(DOORS, None), 39, "no registry: the default fleet")
+        self.assertEqual(page_rows(DOORS, EtlSettings(page_rows=1000)), 1000, "ETL_PAGE_ROWS stays the cap")
+        small, large = (page_rows(ROBOTS, EtlSettings(memory_budget_mb=mb, page_rows=10**9)) for mb in (512, 2048))
+        self.assertGreater(large, small)
+        self.assertEqual(page_rows(DOORS, EtlSettings(memory_budget_mb=64)), 1, "below the base: one hour a page")
 
 
 if __name__ == "__main__":

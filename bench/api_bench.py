@@ -21,7 +21,6 @@ import http.client
 import json
 import math
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ import requests  # noqa: E402
 
 from api.fleet import load_fleet  # noqa: E402
 from api.settings import Settings  # noqa: E402
+from bench.fleets import write_widened  # noqa: E402
 from contract.schemas import DOOR_READINGS, ROBOT_READINGS  # noqa: E402
 from etl.wire import decode  # noqa: E402
 from tests.support import free_port, stop  # noqa: E402
@@ -313,15 +313,7 @@ LEGACY_WANTED = "< 2.0 ms"
 
 def factor_fleet(factor: int, folder: Path) -> Path:
     """A copy of the default fleet with every store's doors multiplied by `factor`."""
-    text = load_fleet_text()
-    text = re.sub(r"^doors = (\d+)$", lambda m: f"doors = {int(m.group(1)) * factor}", text, flags=re.M)
-    path = folder / f"fleet_x{factor}.toml"
-    path.write_text(text)
-    return path
-
-
-def load_fleet_text() -> str:
-    return (ROOT / "api" / "fleet.toml").read_text()
+    return write_widened(factor, folder / f"fleet_x{factor}.toml")
 
 
 def span_of_days(days: int) -> dict:

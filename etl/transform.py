@@ -22,16 +22,15 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from etl.datasets import DATASETS
 from etl.lake import Lake, Partition, day_of
 from etl.marts import add_history, mart_partitions, merge_start, next_month, write_mart
 from etl.robot_sums import add_robot_bucket_sums
 from etl.settings import EtlSettings
-from etl.validate import window_text
 
 SQL_DIR = Path(__file__).with_name("sql")
+HELPERS_DIR = SQL_DIR / "helpers"  # helper queries (no marts), such as the tables connect() makes
 STATE_KIND = "transform"
 # A door-week's tests: 168 hours x 2 tails. An hour's three windows (1, 2, 4 h) share their
 # hours, so they count as one test: Bonferroni over all 1008 gave a third of the budget in false
@@ -219,7 +218,10 @@ def transform(
         lake.remove_stale_temporaries()  # every lock held: a killed run's files in what the locks own, others by age
         state = lake.read_state(STATE_KIND)
         versions, summary.skipped = within_window(raw_versions(lake), window)
-        summary.window = window_text(window) if summary.skipped else ""
+        if summary.skipped:
+            from etl.validate import window_text  # pandas: 0.15 s of start-up, for a message
+
+            summary.window = window_text(window)
         # A new layout of the marts (robot tables went from date to month files) rebuilds them:
         # a rebuild deletes the partitions of the old layout, an increment would keep them.
         layout = {f.prefix: f.partition for f in FAMILIES}
@@ -336,29 +338,26 @@ def connect(
         # in it; the paths carry date=..., which is no column of the data.
         con.read_parquet(paths, hive_partitioning=False).create_view(f"raw_{source}")
     else:
+        import pyarrow.dataset as ds  # a remote lake's only: its import is start-up time
+
         con.register(f"raw_{source}", ds.dataset(paths, schema=data.schema, filesystem=lake.fs, format="parquet"))
-    con.register("stores", stores_table(fleet))
-    con.register("robot_axes", robot_axes_table(fleet))
+    con.execute(HELPERS_DIR.joinpath("stores.sql").read_text(), stores_columns(fleet))
+    con.execute(HELPERS_DIR.joinpath("robot_axes.sql").read_text(), robot_axes_columns(fleet))
     return con
 
 
-def stores_table(fleet: dict) -> pa.Table:
+def stores_columns(fleet: dict) -> dict[str, list]:
+    """The registry's stores as helpers/stores.sql's list parameters, column by column."""
     stores = fleet.get("stores", [])
-    return pa.table(
-        {
-            "name": pa.array([s["name"] for s in stores], pa.string()),
-            "timezone": pa.array([s["timezone"] for s in stores], pa.string()),
-            "doors": pa.array([s["doors"] for s in stores], pa.int32()),
-        }
-    )
+    return {key: [s[key] for s in stores] for key in ("name", "timezone", "doors")}
 
 
-def robot_axes_table(fleet: dict) -> pa.Table:
-    """Each robot axis's reference mean and std over whole days (the maker's figures)."""
+def robot_axes_columns(fleet: dict) -> dict[str, list]:
+    """Each robot axis's reference mean and std over whole days (the maker's figures), as
+    helpers/robot_axes.sql's list parameters."""
     rows = [(r["id"], a["name"], a["mean"], a["std"]) for r in fleet.get("robots", []) for a in r["axes"]]
     names = ("robot_id", "axis", "reference_mean", "reference_std")
-    types = (pa.string(), pa.string(), pa.float64(), pa.float64())
-    return pa.table({n: pa.array([r[i] for r in rows], t) for i, (n, t) in enumerate(zip(names, types, strict=True))})
+    return {name: [row[i] for row in rows] for i, name in enumerate(names)}
 
 
 def _bound(sql: str, params: TransformParams, first_day: int) -> dict:

@@ -34,9 +34,10 @@ hour_lists AS (
     -- aggregates built six segment trees (a third of this query's time).
     SELECT *, list(visits) OVER w AS past
     FROM hourly
+    -- by the day's number: a frame of days over a date orders by the date cast to a timestamp
     WINDOW w AS (
-        PARTITION BY grain, store, sensor_id, weekday, local_hour ORDER BY local_date
-        RANGE BETWEEN to_days(7 * $anomaly_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
+        PARTITION BY grain, store, sensor_id, weekday, local_hour ORDER BY local_date - DATE '1970-01-01'
+        RANGE BETWEEN 7 * $anomaly_weeks PRECEDING AND 1 PRECEDING
     )
 ),
 
@@ -107,9 +108,10 @@ day_history AS (
         -- Robust: a past closed day or burst does not inflate the day-to-day spread.
         1.4826 * mad(visits) OVER w AS spread
     FROM days
+    -- by the day's number: a frame of days over a date orders by the date cast to a timestamp
     WINDOW w AS (
-        PARTITION BY grain, store, sensor_id, weekday ORDER BY local_date
-        RANGE BETWEEN to_days(7 * $anomaly_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
+        PARTITION BY grain, store, sensor_id, weekday ORDER BY local_date - DATE '1970-01-01'
+        RANGE BETWEEN 7 * $anomaly_weeks PRECEDING AND 1 PRECEDING
     )
 ),
 

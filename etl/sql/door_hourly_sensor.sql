@@ -42,11 +42,13 @@ slot_history AS (
         lag(visits, 3) OVER slot AS visits_3
     FROM calendar
     WHERE weekday IN (SELECT weekday FROM written_weekdays)
+    -- Both ordered by the day's number, not the date: a date frame by days orders by the date
+    -- cast to a timestamp, which is a second sort of the same rows.
     WINDOW
-        slot AS (PARTITION BY store, sensor_id, weekday, local_hour ORDER BY local_date),
+        slot AS (PARTITION BY store, sensor_id, weekday, local_hour ORDER BY local_date - DATE '1970-01-01'),
         same_slot_before AS (
-            PARTITION BY store, sensor_id, weekday, local_hour ORDER BY local_date
-            RANGE BETWEEN to_days(7 * $baseline_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
+            PARTITION BY store, sensor_id, weekday, local_hour ORDER BY local_date - DATE '1970-01-01'
+            RANGE BETWEEN 7 * $baseline_weeks PRECEDING AND 1 PRECEDING
         )
 ),
 

@@ -148,6 +148,7 @@ def write_mart(
                 writing.pop(0).result()
         for done in writing:
             done.result()
+    reader.close()
     existing |= written
     return total, written
 
@@ -190,6 +191,13 @@ class RowReader:
             self.rest = batch.slice(wanted) if batch.num_rows > wanted else None
             wanted -= parts[-1].num_rows
         return pa.Table.from_batches(parts, self.batches.schema)
+
+    def close(self) -> None:
+        """End the stream: DuckDB fails the connection's next query (an internal error) while a
+        result is still streaming."""
+        for _ in self.batches:
+            pass
+        self.batches.close()
 
 
 def partition_spans(first_day: int, until_day: int, partition: str) -> list[tuple[str, int, int]]:

@@ -29,28 +29,20 @@ hourly AS (
     WHERE weekday IN (SELECT weekday FROM judged_weekdays)
 ),
 
-hour_lists AS (
-    -- The slot's earlier values as one list, its six statistics taken from it below: six framed
-    -- aggregates built six segment trees (a third of this query's time).
-    SELECT *, list(visits) OVER w AS past
-    FROM hourly
-    -- by the day's number: a frame of days over a date orders by the date cast to a timestamp
-    WINDOW w AS (
-        PARTITION BY grain, store, sensor_id, weekday, local_hour ORDER BY local_date - DATE '1970-01-01'
-        RANGE BETWEEN 7 * $anomaly_weeks PRECEDING AND 1 PRECEDING
-    )
-),
-
 hour_history AS (
     SELECT
-        * EXCLUDE (past),
-        coalesce(list_count(past), 0) AS periods,
-        list_sum(past) AS total,
-        list_max(past) AS highest,
-        list_min(past) AS lowest,
-        list_sum(list_transform(past, lambda v: v * v)) AS total_squares,
-        list_var_samp(past) AS plain_var
-    FROM hour_lists
+        *,
+        count(visits) OVER w AS periods,
+        sum(visits) OVER w AS total,
+        max(visits) OVER w AS highest,
+        min(visits) OVER w AS lowest,
+        sum(visits * visits) OVER w AS total_squares,
+        var_samp(visits) OVER w AS plain_var
+    FROM hourly
+    WINDOW w AS (
+        PARTITION BY grain, store, sensor_id, weekday, local_hour ORDER BY local_date
+        RANGE BETWEEN to_days(7 * $anomaly_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
+    )
 ),
 
 hour_baselines AS (
@@ -108,10 +100,9 @@ day_history AS (
         -- Robust: a past closed day or burst does not inflate the day-to-day spread.
         1.4826 * mad(visits) OVER w AS spread
     FROM days
-    -- by the day's number: a frame of days over a date orders by the date cast to a timestamp
     WINDOW w AS (
-        PARTITION BY grain, store, sensor_id, weekday ORDER BY local_date - DATE '1970-01-01'
-        RANGE BETWEEN 7 * $anomaly_weeks PRECEDING AND 1 PRECEDING
+        PARTITION BY grain, store, sensor_id, weekday ORDER BY local_date
+        RANGE BETWEEN to_days(7 * $anomaly_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
     )
 ),
 
@@ -140,42 +131,30 @@ day_dispersion AS (
     FROM day_model
 ),
 
-hour_judged AS (
-    -- What a window sums of an hour: its visits and baseline when judged.
+hour_windows AS (
     SELECT
         h.*,
         coalesce(p.b, 0.0) AS b,
         coalesce(d.dispersion, 0.0) AS dispersion,
-        CASE WHEN h.judged THEN h.visits END AS jv,
-        CASE WHEN h.judged THEN h.baseline END AS jb
+        sum(CASE WHEN h.judged THEN h.baseline * h.baseline END) OVER w2 AS squares_2,
+        sum(CASE WHEN h.judged THEN h.baseline * h.baseline END) OVER w4 AS squares_4,
+        sum(CASE WHEN h.judged THEN h.visits END) OVER w2 AS visits_2,
+        sum(CASE WHEN h.judged THEN h.baseline END) OVER w2 AS baseline_2,
+        sum(CASE WHEN h.judged THEN h.visits END) OVER w4 AS visits_4,
+        sum(CASE WHEN h.judged THEN h.baseline END) OVER w4 AS baseline_4
     FROM hour_baselines AS h
     LEFT JOIN hour_dispersion AS p USING (grain, store, sensor_id, local_date)
     LEFT JOIN (SELECT grain, store, sensor_id, local_date, dispersion FROM day_dispersion) AS d
         USING (grain, store, sensor_id, local_date)
-),
-
-hour_windows AS (
-    -- Trailing windows of 2 and 4 hours of the local day: the hour and the 1 or 3 UTC hours before
-    -- it, those the raw data has (readings are on the hour, once each: validated). Joins, not
-    -- window frames: partitioning 386,000 rows by local day took most of this query's time.
-    SELECT
-        h.* EXCLUDE (jv, jb),
-        list_sum([h1.jb * h1.jb, h.jb * h.jb]) AS squares_2,
-        list_sum([h3.jb * h3.jb, h2.jb * h2.jb, h1.jb * h1.jb, h.jb * h.jb]) AS squares_4,
-        list_sum([h1.jv, h.jv]) AS visits_2,
-        list_sum([h1.jb, h.jb]) AS baseline_2,
-        list_sum([h3.jv, h2.jv, h1.jv, h.jv]) AS visits_4,
-        list_sum([h3.jb, h2.jb, h1.jb, h.jb]) AS baseline_4
-    FROM hour_judged AS h
-    LEFT JOIN hour_judged AS h1
-        ON h1.grain = h.grain AND h1.store = h.store AND h1.sensor_id = h.sensor_id
-        AND h1.local_date = h.local_date AND h1.ts = h.ts - INTERVAL 1 HOUR
-    LEFT JOIN hour_judged AS h2
-        ON h2.grain = h.grain AND h2.store = h.store AND h2.sensor_id = h.sensor_id
-        AND h2.local_date = h.local_date AND h2.ts = h.ts - INTERVAL 2 HOUR
-    LEFT JOIN hour_judged AS h3
-        ON h3.grain = h.grain AND h3.store = h.store AND h3.sensor_id = h.sensor_id
-        AND h3.local_date = h.local_date AND h3.ts = h.ts - INTERVAL 3 HOUR
+    WINDOW
+        w2 AS (
+            PARTITION BY h.grain, h.store, h.sensor_id, h.local_date ORDER BY h.ts
+            RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND CURRENT ROW
+        ),
+        w4 AS (
+            PARTITION BY h.grain, h.store, h.sensor_id, h.local_date ORDER BY h.ts
+            RANGE BETWEEN INTERVAL 3 HOUR PRECEDING AND CURRENT ROW
+        )
 ),
 
 hour_tests AS (

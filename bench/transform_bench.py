@@ -1,12 +1,15 @@
 """Transform speed: a full rebuild, and one hourly increment on a short and a long history.
 
-    .venv/bin/python bench/transform_bench.py [--runs 5]
+    .venv/bin/python bench/transform_bench.py [--runs 5] [--before CHECKOUT] [--whole-only]
 
 Builds lakes straight from the simulator (no HTTP: this measures the transform, not
 the pull): 1 year (2024) of doors, and of doors and robots, for the full rebuild; 3
 months and 3 years of both for the increment at 1 January, whose cost must not grow with
 history; 3 months ending 17 December for an increment mid-month (1 January is the door
 tables' best case: they recompute their month from its first day).
+The target figure is the whole process: `python -m etl transform --full --lake DIR` on the
+year of doors, start-up and imports included (--before CHECKOUT times another checkout's
+command too, alternating on the same lake; --whole-only measures only that).
 Each figure is the median of --runs runs. A full rebuild runs in a fresh child process:
 its time is transform()'s own (no start-up), its peak memory is the child's ru_maxrss
 (the kernel's high-water mark, imports included), so that building the lakes in this
@@ -119,6 +122,48 @@ def full_rebuild(lake: Path) -> tuple[float, float]:
     return float(out.split()[-1]), usage.ru_maxrss / 1024
 
 
+def whole_process(root: Path, lake: Path) -> tuple[float, float]:
+    """(seconds, peak MB) of `python -m etl transform --full --lake LAKE` run from the checkout
+    `root` (its etl package): the whole process, start-up and imports included."""
+    reset_own_peak_rss()
+    began = time.perf_counter()
+    command = [sys.executable, "-m", "etl", "transform", "--full", "--lake", str(lake)]
+    proc = subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - began
+    if status != 0:
+        raise RuntimeError(f"{' '.join(command)} in {root} exited with status {status}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def whole_rows(lake: Path, runs: int, before: Path | None) -> list[tuple[str, str, str]]:
+    """The whole-process figures of this checkout (and of `before`, alternating with it)."""
+    ours, theirs = [], []
+    for _ in range(runs):
+        ours.append(whole_process(ROOT, lake))
+        if before:
+            theirs.append(whole_process(before, lake))
+    seconds = [s for s, _ in ours]
+    rows = [
+        ("Whole process transform --full, 1 year of doors", f"{statistics.median(seconds):.2f} s", "<= 1.2 s"),
+        ("  spread over runs", f"{min(seconds):.2f} - {max(seconds):.2f} s", ""),
+        ("  peak RSS", f"{statistics.median(m for _, m in ours):.0f} MB", ""),
+    ]
+    if before:
+        old = [s for s, _ in theirs]
+        rows += [
+            (f"  the same, {before}", f"{statistics.median(old):.2f} s", ""),
+            ("  spread over runs", f"{min(old):.2f} - {max(old):.2f} s", ""),
+            ("  peak RSS", f"{statistics.median(m for _, m in theirs):.0f} MB", ""),
+            (
+                "  before / now (median of the paired runs)",
+                f"{statistics.median(b / a for a, b in zip(seconds, old, strict=True)):.2f} x",
+                "",
+            ),
+        ]
+    return rows
+
+
 def increment_seconds(base: Path, runs: int, at: dt.datetime = CLOCK) -> list[float]:
     """Copy the lake, add the hour from `at` (its end), time the incremental transform; `runs` times."""
     seconds = []
@@ -135,10 +180,15 @@ def increment_seconds(base: Path, runs: int, at: dt.datetime = CLOCK) -> list[fl
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--before", type=Path, help="another checkout whose whole process is timed alongside")
+    parser.add_argument("--whole-only", action="store_true", help="only the whole-process full rebuild of the doors")
     args = parser.parse_args()
     year_start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     with tempfile.TemporaryDirectory() as tmp:
         build_lake(Path(tmp, "doors-year"), year_start, CLOCK, robots=False)
+        whole = whole_rows(Path(tmp, "doors-year"), args.runs, args.before)
+        if args.whole_only:
+            return report(args.runs, whole)
         doors_full, doors_peaks = zip(*(full_rebuild(Path(tmp, "doors-year")) for _ in range(args.runs)), strict=True)
         build_lake(Path(tmp, "year"), year_start, CLOCK, robots=True)
         full, peaks, digests = [], [], set()
@@ -169,6 +219,7 @@ def main() -> int:
         return f"{min(values):.{digits}f} - {max(values):.{digits}f} {unit}"
 
     rows = [
+        *whole,
         ("Full rebuild, 1 year of doors (342,576 rows)", f"{statistics.median(doors_full):.2f} s", "<= 3 s"),
         ("  spread over runs", spread(doors_full, "s"), ""),
         ("  peak RSS of the rebuild's process", f"{statistics.median(doors_peaks):.0f} MB", "<= 500 MB"),
@@ -185,7 +236,11 @@ def main() -> int:
         ("Hourly increment mid-month (17 Dec), 3-month lake", f"{statistics.median(inc_mid):.3f} s", "<= 0.5 s"),
         ("  spread over runs", spread(inc_mid, "s", 3), ""),
     ]
-    print(f"transform_bench: medians of {args.runs} runs")
+    return report(args.runs, rows)
+
+
+def report(runs: int, rows: list[tuple[str, str, str]]) -> int:
+    print(f"transform_bench: medians of {runs} runs")
     for name, value, target in rows:
         print(f"  {name:52s} {value:>16s}  {target}")
     return 0

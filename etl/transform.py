@@ -28,7 +28,6 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from etl.datasets import DATASETS
 from etl.lake import Lake, Partition, day_of
@@ -36,9 +35,9 @@ from etl.marts import add_history, mart_partitions, merge_start, next_month, wri
 from etl.robot_sums import add_robot_bucket_sums
 from etl.settings import EtlSettings
 from etl.units import Share, Unit, cores, plan_units, share
-from etl.validate import window_text
 
 SQL_DIR = Path(__file__).with_name("sql")
+HELPERS_DIR = SQL_DIR / "helpers"  # helper queries (no marts), such as the tables connect() makes
 STATE_KIND = "transform"
 # A door-week's tests: 168 hours x 2 tails. An hour's three windows (1, 2, 4 h) share their
 # hours, so they count as one test: Bonferroni over all 1008 gave a third of the budget in false
@@ -284,7 +283,7 @@ def start_run(
         "versions": versions,
         "dates": [Partition(d).date.isoformat() for d in sorted(set().union(*changed.values()))],
         "skipped": skipped,
-        "window": window_text(window) if skipped else "",
+        "window": skipped_window_text(window) if skipped else "",
         "families": families,
         "share": asdict(split),
         "units": [u.as_dict() for u in units],
@@ -316,6 +315,12 @@ def family_span(
         return sum(rows_of(d) for d in range(first - reach, until + 2))
 
     return first_day, last, rows_read
+
+
+def skipped_window_text(window: tuple[dt.datetime, dt.datetime]) -> str:
+    from etl.validate import window_text  # pandas: 0.15 s of start-up, for a message
+
+    return window_text(window)
 
 
 def family_tables(family: Family) -> list[str]:
@@ -505,29 +510,26 @@ def connect(
         # in it; the paths carry date=..., which is no column of the data.
         con.read_parquet(paths, hive_partitioning=False).create_view(f"raw_{source}")
     else:
+        import pyarrow.dataset as ds  # a remote lake's only: its import is start-up time
+
         con.register(f"raw_{source}", ds.dataset(paths, schema=data.schema, filesystem=lake.fs, format="parquet"))
-    con.register("stores", stores_table(fleet))
-    con.register("robot_axes", robot_axes_table(fleet))
+    con.execute(HELPERS_DIR.joinpath("stores.sql").read_text(), stores_columns(fleet))
+    con.execute(HELPERS_DIR.joinpath("robot_axes.sql").read_text(), robot_axes_columns(fleet))
     return con
 
 
-def stores_table(fleet: dict) -> pa.Table:
+def stores_columns(fleet: dict) -> dict[str, list]:
+    """The registry's stores as helpers/stores.sql's list parameters, column by column."""
     stores = fleet.get("stores", [])
-    return pa.table(
-        {
-            "name": pa.array([s["name"] for s in stores], pa.string()),
-            "timezone": pa.array([s["timezone"] for s in stores], pa.string()),
-            "doors": pa.array([s["doors"] for s in stores], pa.int32()),
-        }
-    )
+    return {key: [s[key] for s in stores] for key in ("name", "timezone", "doors")}
 
 
-def robot_axes_table(fleet: dict) -> pa.Table:
-    """Each robot axis's reference mean and std over whole days (the maker's figures)."""
+def robot_axes_columns(fleet: dict) -> dict[str, list]:
+    """Each robot axis's reference mean and std over whole days (the maker's figures), as
+    helpers/robot_axes.sql's list parameters."""
     rows = [(r["id"], a["name"], a["mean"], a["std"]) for r in fleet.get("robots", []) for a in r["axes"]]
     names = ("robot_id", "axis", "reference_mean", "reference_std")
-    types = (pa.string(), pa.string(), pa.float64(), pa.float64())
-    return pa.table({n: pa.array([r[i] for r in rows], t) for i, (n, t) in enumerate(zip(names, types, strict=True))})
+    return {name: [row[i] for row in rows] for i, name in enumerate(names)}
 
 
 def _bound(sql: str, params: TransformParams, first_day: int) -> dict:

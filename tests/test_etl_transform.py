@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from etl.datasets import DOORS
 from etl.lake import Lake, Partition
-from etl.marts import read_mart, write_mart
+from etl.marts import KEY_COLUMNS, read_mart, write_mart
 from etl.transform import TransformParams, transform
 
 UTC = dt.UTC
@@ -113,6 +113,15 @@ class DoorMartsTest(unittest.TestCase):
 
     def mart(self, name: str) -> pd.DataFrame:
         return read_mart(self.lake, name).to_pandas()
+
+    def test_the_key_columns_the_files_sort_by_identify_a_row(self) -> None:
+        # write_mart sorts by these alone: were two rows to share them, their order would be any.
+        for name, count in KEY_COLUMNS.items():
+            with self.subTest(name):
+                frame = self.mart(name)
+                key = list(frame.columns[:count])
+                self.assertGreater(len(frame), 0)
+                self.assertFalse(frame.duplicated(key).any(), f"{name}: {key} repeat")
 
     def test_hourly_sensor_against_pandas(self) -> None:
         got = self.mart("door_hourly_sensor").sort_values(["store", "sensor_id", "ts"]).reset_index(drop=True)

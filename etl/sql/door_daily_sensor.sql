@@ -41,13 +41,14 @@ baselines AS (
         count(whole_visits) OVER same_weekday_before AS baseline_periods,
         avg(visits) OVER original AS avg_count_4days
     FROM comparable
+    -- Ordered by the day's number (see door_hourly_sensor): the two windows share one sort.
     WINDOW
         same_weekday_before AS (
-            PARTITION BY store, sensor_id, weekday ORDER BY local_date
-            RANGE BETWEEN to_days(7 * $baseline_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
+            PARTITION BY store, sensor_id, weekday ORDER BY local_date - DATE '1970-01-01'
+            RANGE BETWEEN 7 * $baseline_weeks PRECEDING AND 1 PRECEDING
         ),
         original AS (
-            PARTITION BY store, sensor_id, weekday ORDER BY local_date
+            PARTITION BY store, sensor_id, weekday ORDER BY local_date - DATE '1970-01-01'
             ROWS BETWEEN 3 PRECEDING AND CURRENT ROW
         )
 ),

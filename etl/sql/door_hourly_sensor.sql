@@ -29,25 +29,36 @@ written_weekdays AS (
     SELECT DISTINCT weekday FROM calendar WHERE CAST(ts AS DATE) >= $first_date
 ),
 
-baselines AS (
+slot_history AS (
+    -- One list of the slot's earlier visits (its mean and count are taken from it below) and
+    -- three lags, not three framed aggregates: DuckDB builds a segment tree per framed aggregate.
     SELECT
         *,
         -- Matched by calendar: the same weekday and hour 1..N weeks back, whatever rows exist.
-        avg(visits) OVER same_slot_before AS running_mean,
-        count(visits) OVER same_slot_before AS baseline_periods,
+        list(visits) OVER same_slot_before AS slot_before,
         -- The original's mean: 4 rows including the current one (kept for continuity).
-        avg(visits) OVER original AS avg_count_4days
+        lag(visits, 1) OVER slot AS visits_1,
+        lag(visits, 2) OVER slot AS visits_2,
+        lag(visits, 3) OVER slot AS visits_3
     FROM calendar
     WHERE weekday IN (SELECT weekday FROM written_weekdays)
+    -- Both ordered by the day's number, not the date: a date frame by days orders by the date
+    -- cast to a timestamp, which is a second sort of the same rows.
     WINDOW
+        slot AS (PARTITION BY store, sensor_id, weekday, local_hour ORDER BY local_date - DATE '1970-01-01'),
         same_slot_before AS (
-            PARTITION BY store, sensor_id, weekday, local_hour ORDER BY local_date
-            RANGE BETWEEN to_days(7 * $baseline_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
-        ),
-        original AS (
-            PARTITION BY store, sensor_id, weekday, local_hour ORDER BY local_date
-            ROWS BETWEEN 3 PRECEDING AND CURRENT ROW
+            PARTITION BY store, sensor_id, weekday, local_hour ORDER BY local_date - DATE '1970-01-01'
+            RANGE BETWEEN 7 * $baseline_weeks PRECEDING AND 1 PRECEDING
         )
+),
+
+baselines AS (
+    SELECT
+        * EXCLUDE (slot_before, visits_1, visits_2, visits_3),
+        list_avg(slot_before) AS running_mean,
+        coalesce(list_count(slot_before), 0) AS baseline_periods,
+        list_avg([visits_3, visits_2, visits_1, visits]) AS avg_count_4days
+    FROM slot_history
     UNION ALL
     SELECT *, NULL AS running_mean, NULL AS baseline_periods, NULL AS avg_count_4days
     FROM calendar

@@ -29,13 +29,14 @@ baselines AS (
         count(complete_visits) OVER same_slot_before AS baseline_periods,
         avg(visits) OVER original AS avg_count_4days
     FROM comparable
+    -- Ordered by the day's number (see door_hourly_sensor): the two windows share one sort.
     WINDOW
         same_slot_before AS (
-            PARTITION BY store, weekday, local_hour ORDER BY local_date
-            RANGE BETWEEN to_days(7 * $baseline_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
+            PARTITION BY store, weekday, local_hour ORDER BY local_date - DATE '1970-01-01'
+            RANGE BETWEEN 7 * $baseline_weeks PRECEDING AND 1 PRECEDING
         ),
         original AS (
-            PARTITION BY store, weekday, local_hour ORDER BY local_date
+            PARTITION BY store, weekday, local_hour ORDER BY local_date - DATE '1970-01-01'
             ROWS BETWEEN 3 PRECEDING AND CURRENT ROW
         )
 ),

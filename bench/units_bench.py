@@ -20,7 +20,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -31,9 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.fleet import DEFAULT_FLEET_FILE, load_fleet  # noqa: E402
+from api.fleet import load_fleet  # noqa: E402
 from api.simulate.doors import DoorSimulator  # noqa: E402
 from api.simulate.robots import RobotSimulator  # noqa: E402
+from bench.fleets import write_widened  # noqa: E402
 from etl.datasets import DOORS, ROBOTS  # noqa: E402
 from etl.lake import Lake  # noqa: E402
 from etl.units import cores  # noqa: E402
@@ -57,11 +57,7 @@ print(time.perf_counter() - began)
 
 def wide_fleet(factor: int, folder: Path) -> Path:
     """A copy of the default fleet file with every store's doors multiplied by `factor`."""
-    text = DEFAULT_FLEET_FILE.read_text()
-    wide = re.sub(r"(?m)^doors = (\d+)$", lambda m: f"doors = {int(m.group(1)) * factor}", text)
-    path = folder / f"fleet-{factor}x.toml"
-    path.write_text(wide)
-    return path
+    return write_widened(factor, folder / f"fleet-{factor}x.toml")
 
 
 def build_lake(root: Path, fleet_file: Path) -> tuple[Lake, int]:

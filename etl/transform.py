@@ -270,7 +270,8 @@ def start_run(
             continue
         first_day, last, rows_read = family_span(lake, family, params, changed[family.source], versions, rebuild, fleet)
         families[family.source] = {"first_day": first_day}
-        units += plan_units(family.source, family.chunks(first_day, last + 2), rows_read, split.unit_rows)
+        pieces = family.chunks(first_day, last + 2)
+        units += plan_units(family.source, pieces, rows_read, split.unit_rows, family.lookback_days(params))
     if not at_once and units and all(u.until - u.first < SMALL_RUN_DAYS for u in units):
         split = Share(min(cores(), len(units)), 1, split.unit_mb)
     plan = {

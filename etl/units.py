@@ -83,12 +83,16 @@ class Unit:
 
 
 def plan_units(
-    source: str, months: list[tuple[int, int]], rows_read: Callable[[int, int], int], unit_rows: int
+    source: str,
+    months: list[tuple[int, int]],
+    rows_read: Callable[[int, int], int],
+    unit_rows: int,
+    min_days: int = 1,
 ) -> list[Unit]:
     """Group a family's month pieces (first, until) into units whose raw reads fit `unit_rows`
     (`rows_read(first, until)`: the raw rows computing those output days reads, look-back
-    included); a month that alone does not fit becomes a unit of day chunks that do (at least
-    one day each: a day's look-back is the floor of any chunk)."""
+    included); a month that alone does not fit becomes a unit of day chunks that do, each of at
+    least `min_days` days (the family's look-back; see day_chunks)."""
     units: list[Unit] = []
     group: list[tuple[int, int]] = []
     for piece in months:
@@ -97,7 +101,7 @@ def plan_units(
             continue
         if group:
             units.append(Unit(source, tuple(group)))
-        group = [piece] if rows_read(*piece) <= unit_rows else day_chunks(piece, rows_read, unit_rows)
+        group = [piece] if rows_read(*piece) <= unit_rows else day_chunks(piece, rows_read, unit_rows, min_days)
         if len(group) > 1:  # cut into days: a unit of its own
             units.append(Unit(source, tuple(group)))
             group = []
@@ -106,12 +110,19 @@ def plan_units(
     return units
 
 
-def day_chunks(piece: tuple[int, int], rows_read: Callable[[int, int], int], unit_rows: int) -> list[tuple[int, int]]:
-    """[first, until] in runs of days whose raw reads fit `unit_rows`, at least a day each."""
+def day_chunks(
+    piece: tuple[int, int], rows_read: Callable[[int, int], int], unit_rows: int, min_days: int = 1
+) -> list[tuple[int, int]]:
+    """[first, until] in runs of days whose raw reads fit `unit_rows`, at least `min_days` each.
+
+    Every chunk reads its look-back again: a chunk of one output day under a look-back of 58
+    read 59 days for one, and a year of a 10x fleet at a budget that cut it so took 546 s instead
+    of 24 s. A chunk at least as long as the look-back reads at most twice its own days; past
+    the estimate, DuckDB's memory_limit (which spills to the unit's temp_directory) is the bound."""
     chunks = []
     first, until = piece
     while first <= until:
-        end = first
+        end = min(until, first + max(1, min_days) - 1)
         while end < until and rows_read(first, end + 1) <= unit_rows:
             end += 1
         chunks.append((first, end))

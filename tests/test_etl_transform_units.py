@@ -102,6 +102,16 @@ class PlanTest(unittest.TestCase):
         self.assertEqual(days, list(range(31)), "every day once, in order")
         self.assertEqual(plan_units("doors", [(0, 2)], rows_read, 1), [Unit("doors", ((0, 0), (1, 1), (2, 2)))])
 
+    def test_a_chunk_is_never_shorter_than_the_look_back_it_reads_again(self) -> None:
+        def rows_read(first: int, until: int) -> int:
+            return 10 * (until + 2 - max(0, first - 5))  # ten rows a day, a look-back of 5 days
+
+        cut = plan_units("doors", [(0, 30)], rows_read, 1, min_days=5)
+        self.assertEqual(cut[0].chunks, ((0, 4), (5, 9), (10, 14), (15, 19), (20, 24), (25, 29), (30, 30)))
+        self.assertEqual(plan_units("doors", [(0, 30)], rows_read, 1, min_days=58), [Unit("doors", ((0, 30),))])
+        grown = plan_units("doors", [(0, 30)], rows_read, 300, min_days=5)[0].chunks
+        self.assertEqual(grown[0], (0, 28), "a chunk still grows while its reads fit: days 0 .. 29 read, 300 rows")
+
 
 class UnitsTest(unittest.TestCase):
     @classmethod

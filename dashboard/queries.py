@@ -17,6 +17,9 @@ from dashboard.source import Listing, query
 
 MAX_POINTS = 2000  # points on one chart line
 MAX_SERIES = 12  # lines on one traffic chart (the busiest; flagged series are added)
+# Flagged series added to those (the strongest flags first): at 100x the doors hundreds of doors
+# hold a flag, and drawing every one of them put 500,000 points in one chart (5 s a rerun).
+MAX_FLAGGED_SERIES = 12
 MAX_MARKS = 1000  # anomaly marks on one chart
 TABLE_ROWS = 5000  # rows shown in the Tables tab (the downloads hold all)
 TRAFFIC_TABLES = {

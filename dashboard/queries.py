@@ -71,6 +71,10 @@ class DoorFilters:
         """The chart's x: local time (stores in different time zones line up by opening hours)."""
         return "local_date + to_hours(local_hour)" if self.resolution == "hour" else "CAST(local_date AS TIMESTAMP)"
 
+    def keys(self) -> str:
+        """The columns that name a series (its label is series())."""
+        return "store, sensor_id" if self.grain == "sensor" else "store"
+
     def series(self) -> str:
         return "store || ' · door ' || CAST(sensor_id AS VARCHAR)" if self.grain == "sensor" else "store"
 
@@ -121,15 +125,20 @@ def traffic(src: Listing, f: DoorFilters, flagged: list[str] | None = None) -> p
     whole = " AND NOT partial" if f.resolution == "day" else ""
     sql = f"""
         WITH base AS (
-            SELECT {f.series()} AS series, store, {f.period()} AS period, visits, running_mean, failed_readings
+            SELECT {f.keys()}, {f.period()} AS period, visits, running_mean, failed_readings
             FROM {FILES} WHERE {f.where()}{whole}
         ), top AS (
-            SELECT series FROM base GROUP BY series ORDER BY sum(visits) DESC NULLS LAST, series LIMIT $max_series
+            SELECT {f.keys()} FROM base GROUP BY {f.keys()}
+            ORDER BY sum(visits) DESC NULLS LAST, {f.series()} LIMIT $max_series
+        ), picked AS (
+            -- the series label is made for the picked rows only (a string per row of a wide fleet's
+            -- month cost more than the sums): the busiest by their keys, the flagged by label
+            SELECT {f.series()} AS series, * FROM base
+            WHERE ({f.keys()}) IN (SELECT ({f.keys()}) FROM top) OR list_contains($flagged, {f.series()})
         )
         SELECT time_bucket(to_hours($bucket::BIGINT), period) AS period, series, any_value(store) AS store,
                sum(visits) AS visits, sum(running_mean) AS baseline, sum(failed_readings) AS failed
-        FROM base WHERE series IN (SELECT series FROM top) OR list_contains($flagged, series)
-        GROUP BY period, series ORDER BY series, period"""
+        FROM picked GROUP BY period, series ORDER BY series, period"""
     params = f.params() | {"files": files, "max_series": MAX_SERIES, "bucket": f.bucket_hours()}
     return query(src.version, sql, params | {"flagged": list(flagged or [])})
 

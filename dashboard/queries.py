@@ -138,7 +138,8 @@ def traffic(src: Listing, f: DoorFilters, flagged: list[str] | None = None) -> p
         )
         SELECT time_bucket(to_hours($bucket::BIGINT), period) AS period, series, any_value(store) AS store,
                sum(visits) AS visits, sum(running_mean) AS baseline, sum(failed_readings) AS failed
-        FROM picked GROUP BY period, series ORDER BY series, period"""
+        -- by position: `period` alone would name base's hour, leaving a line's hours unsummed
+        FROM picked GROUP BY 1, 2 ORDER BY series, period"""
     params = f.params() | {"files": files, "max_series": MAX_SERIES, "bucket": f.bucket_hours()}
     return query(src.version, sql, params | {"flagged": list(flagged or [])})
 

@@ -125,6 +125,18 @@ class LakeTest(DashboardTestCase):
         self.assertEqual(heading(capped), heading(every), "every flag is counted, drawn or not")
         self.assertGreater(undrawn(capped), undrawn(every), "fewer series drawn: more flags listed apart")
 
+    def test_a_long_range_is_summed_into_at_most_max_points_a_line(self) -> None:
+        src = source.scan(self.lake, False)
+        f = queries.DoorFilters(("Berlin", "London", "Madrid", "Paris", "Roma"), None, "hour", "store",
+                                tuple(range(1, 8)), dt.date(2024, 11, 1), dt.date(2024, 12, 10), (0, 23))  # fmt: skip
+        hourly = queries.traffic(src, f)
+        with mock.patch.object(queries, "MAX_POINTS", 100):
+            self.assertGreater(f.bucket_hours(), 1)
+            summed = queries.traffic(src, f)
+        self.assertFalse(summed.duplicated(["series", "period"]).any(), "one point per bucket")
+        self.assertLessEqual(summed.groupby("series").size().max(), 100)
+        self.assertEqual(summed.visits.sum(), hourly.visits.sum())
+
     def test_a_store_day_names_its_flagged_doors_in_numeric_order(self) -> None:
         src = source.scan(self.lake, False)
         f = queries.DoorFilters(("Berlin", "London", "Madrid", "Paris", "Roma"), None, "day", "store",

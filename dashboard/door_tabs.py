@@ -45,13 +45,13 @@ def traffic_tab(src: Listing, f: DoorFilters | None) -> None:
     if not usable(f):
         return
     flagged = queries.anomalies(src, f)
-    lines = queries.traffic(src, f, list(flagged.series.unique()))
+    lines = queries.traffic(src, f, strongest_series(flagged))
     if f.resolution == "day" and (lines.empty or lines.visits.isna().all()):
         # Daily lines leave partial days out: a lake of a few hours has none. Its hours still show.
         st.info("No whole day in this range yet (a lake's first and last days are partial): showing its hours.")
         f = dataclasses.replace(f, resolution="hour")
         flagged = queries.anomalies(src, f)
-        lines = queries.traffic(src, f, list(flagged.series.unique()))
+        lines = queries.traffic(src, f, strongest_series(flagged))
     if lines.empty or lines.visits.isna().all():
         st.info(f"No visits for these filters between {f.first} and {f.last}.")
         return
@@ -63,11 +63,12 @@ def traffic_tab(src: Listing, f: DoorFilters | None) -> None:
     # A mark sits on its line's point: flags on points the chart leaves out (partial days) are counted apart.
     marks = flagged.merge(lines[["series", "period", "visits", "baseline"]], on=["series", "period"])
     marks = marks[marks.visits.notna()]  # Vega draws no mark without a y: neither is it counted
+    # Flags on series the chart leaves out (past MAX_FLAGGED_SERIES) are listed and counted, not drawn.
+    undrawn = flagged[~flagged.series.isin(lines.series)]
     st.altair_chart(charts.traffic(lines, marks, store_order(src)), width="stretch")
-    busiest = lines.series.nunique() - len(set(flagged.series) - set(lines.series))
-    if busiest >= queries.MAX_SERIES:
-        st.caption(f"The {queries.MAX_SERIES} busiest series and every series with an anomaly; pick a door or "
-                   "fewer stores to see others.")  # fmt: skip
+    if lines.series.nunique() >= queries.MAX_SERIES or len(undrawn):
+        st.caption(f"The {queries.MAX_SERIES} busiest series and the {queries.MAX_FLAGGED_SERIES} series with the "
+                   "strongest anomalies; pick a door or fewer stores to see others.")  # fmt: skip
     st.caption(
         "Solid: visits. Dashed: the usual, the mean of the same weekday (and hour) over the previous 4 weeks. "
         + ("Daily lines leave out partial days (a lake's first and last day, still filling). " if unit == 24 else "")
@@ -77,17 +78,27 @@ def traffic_tab(src: Listing, f: DoorFilters | None) -> None:
     if failed:
         st.caption(f"{failed:,} points include failed door-hours, counted as 0 visits (hover a point for how many; "
                    "Sensor health names the doors).")  # fmt: skip
-    st.subheader(f"Anomalies ({len(marks)})")
-    if len(flagged) > len(marks):
-        st.caption(f"{len(flagged) - len(marks)} more flagged on partial days, which the daily chart leaves out: "
+    listed = pd.concat([marks, undrawn]) if len(undrawn) else marks
+    st.subheader(f"Anomalies ({len(listed)})")
+    if len(undrawn):
+        st.caption(f"{len(undrawn):,} of them on {undrawn.series.nunique():,} series the chart does not draw "
+                   "(listed without visits).")  # fmt: skip
+    if len(flagged) > len(listed):
+        st.caption(f"{len(flagged) - len(listed)} more flagged on partial days, which the daily chart leaves out: "
                    "switch to hourly to see them.")  # fmt: skip
-    if marks.empty:
+    if listed.empty:
         st.write("No anomaly flagged for these filters.")
         return
-    if not marks.own.all():
+    if not listed.own.all():
         st.caption("Where this level has no flag of its own, a point shows the flagged door-hours inside it.")
     cols = ["period", "series", "level", "what", "visits", "baseline"]
-    labels.table(marks[cols].sort_values("period", ascending=False), {"period": "date" if unit == 24 else "time"})
+    labels.table(listed.reindex(columns=cols).sort_values("period", ascending=False),
+                 {"period": "date" if unit == 24 else "time"})  # fmt: skip
+
+
+def strongest_series(flagged: pd.DataFrame) -> list[str]:
+    """The series of the strongest flags (queries.anomalies sorts them so), at most MAX_FLAGGED_SERIES."""
+    return list(flagged.series.drop_duplicates().head(queries.MAX_FLAGGED_SERIES))
 
 
 def trends_tab(src: Listing, f: DoorFilters | None) -> None:

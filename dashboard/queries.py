@@ -17,6 +17,9 @@ from dashboard.source import Listing, query
 
 MAX_POINTS = 2000  # points on one chart line
 MAX_SERIES = 12  # lines on one traffic chart (the busiest; flagged series are added)
+# Flagged series added to those (the strongest flags first): at 100x the doors hundreds of doors
+# hold a flag, and drawing every one of them put 500,000 points in one chart (5 s a rerun).
+MAX_FLAGGED_SERIES = 12
 MAX_MARKS = 1000  # anomaly marks on one chart
 TABLE_ROWS = 5000  # rows shown in the Tables tab (the downloads hold all)
 TRAFFIC_TABLES = {
@@ -68,6 +71,10 @@ class DoorFilters:
         """The chart's x: local time (stores in different time zones line up by opening hours)."""
         return "local_date + to_hours(local_hour)" if self.resolution == "hour" else "CAST(local_date AS TIMESTAMP)"
 
+    def keys(self) -> str:
+        """The columns that name a series (its label is series())."""
+        return "store, sensor_id" if self.grain == "sensor" else "store"
+
     def series(self) -> str:
         return "store || ' · door ' || CAST(sensor_id AS VARCHAR)" if self.grain == "sensor" else "store"
 
@@ -118,15 +125,21 @@ def traffic(src: Listing, f: DoorFilters, flagged: list[str] | None = None) -> p
     whole = " AND NOT partial" if f.resolution == "day" else ""
     sql = f"""
         WITH base AS (
-            SELECT {f.series()} AS series, store, {f.period()} AS period, visits, running_mean, failed_readings
+            SELECT {f.keys()}, {f.period()} AS period, visits, running_mean, failed_readings
             FROM {FILES} WHERE {f.where()}{whole}
         ), top AS (
-            SELECT series FROM base GROUP BY series ORDER BY sum(visits) DESC NULLS LAST, series LIMIT $max_series
+            SELECT {f.keys()} FROM base GROUP BY {f.keys()}
+            ORDER BY sum(visits) DESC NULLS LAST, {f.series()} LIMIT $max_series
+        ), picked AS (
+            -- the series label is made for the picked rows only (a string per row of a wide fleet's
+            -- month cost more than the sums): the busiest by their keys, the flagged by label
+            SELECT {f.series()} AS series, * FROM base
+            WHERE ({f.keys()}) IN (SELECT ({f.keys()}) FROM top) OR list_contains($flagged, {f.series()})
         )
         SELECT time_bucket(to_hours($bucket::BIGINT), period) AS period, series, any_value(store) AS store,
                sum(visits) AS visits, sum(running_mean) AS baseline, sum(failed_readings) AS failed
-        FROM base WHERE series IN (SELECT series FROM top) OR list_contains($flagged, series)
-        GROUP BY period, series ORDER BY series, period"""
+        -- by position: `period` alone would name base's hour, leaving a line's hours unsummed
+        FROM picked GROUP BY 1, 2 ORDER BY series, period"""
     params = f.params() | {"files": files, "max_series": MAX_SERIES, "bucket": f.bucket_hours()}
     return query(src.version, sql, params | {"flagged": list(flagged or [])})
 

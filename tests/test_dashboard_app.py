@@ -107,6 +107,36 @@ class LakeTest(DashboardTestCase):
         drawn = set(queries.traffic(src, f, list(marks.series.unique())).series)
         self.assertLessEqual(set(marks.series), drawn)
 
+    def test_flags_past_the_drawn_series_are_still_counted_and_listed(self) -> None:
+        # At 100x the doors hundreds of doors hold a flag: the chart draws the strongest few only.
+        view = {"res": "Hourly", "level": "Door", "dates": ["2024-11-01", "2024-12-10"]}
+        every = app(self.lake, **view)
+        with mock.patch.object(queries, "MAX_FLAGGED_SERIES", 2):
+            capped = app(self.lake, **view)
+        self.assert_clean(capped)
+
+        def heading(at: AppTest) -> str:
+            return next(s.value for s in at.subheader if s.value.startswith("Anomalies"))
+
+        def undrawn(at: AppTest) -> int:
+            said = [c.value for c in at.caption if "series the chart does not draw" in c.value]
+            return int(said[0].split(" of them")[0].replace(",", "")) if said else 0
+
+        self.assertEqual(heading(capped), heading(every), "every flag is counted, drawn or not")
+        self.assertGreater(undrawn(capped), undrawn(every), "fewer series drawn: more flags listed apart")
+
+    def test_a_long_range_is_summed_into_at_most_max_points_a_line(self) -> None:
+        src = source.scan(self.lake, False)
+        f = queries.DoorFilters(("Berlin", "London", "Madrid", "Paris", "Roma"), None, "hour", "store",
+                                tuple(range(1, 8)), dt.date(2024, 11, 1), dt.date(2024, 12, 10), (0, 23))  # fmt: skip
+        hourly = queries.traffic(src, f)
+        with mock.patch.object(queries, "MAX_POINTS", 100):
+            self.assertGreater(f.bucket_hours(), 1)
+            summed = queries.traffic(src, f)
+        self.assertFalse(summed.duplicated(["series", "period"]).any(), "one point per bucket")
+        self.assertLessEqual(summed.groupby("series").size().max(), 100)
+        self.assertEqual(summed.visits.sum(), hourly.visits.sum())
+
     def test_a_store_day_names_its_flagged_doors_in_numeric_order(self) -> None:
         src = source.scan(self.lake, False)
         f = queries.DoorFilters(("Berlin", "London", "Madrid", "Paris", "Roma"), None, "day", "store",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -167,7 +168,10 @@ class BrowserTestCase(unittest.TestCase):
         heading = next(h for h in page.locator("h3").all_inner_texts() if h.startswith("Anomalies"))
         count = int(heading.removeprefix("Anomalies (").removesuffix(")"))
         self.assertGreater(count, 0, "the default daily/store view shows the flagged hours rolled up")
-        self.assertEqual(self.marks(page, "anomalies"), count, "one mark on the chart per anomaly listed")
+        # Flags on series past the chart's MAX_FLAGGED_SERIES are listed, not drawn, and a caption counts them.
+        apart = re.search(r"([\d,]+) of them on [\d,]+ series the chart does not draw", page.inner_text("body"))
+        undrawn = int(apart.group(1).replace(",", "")) if apart else 0
+        self.assertEqual(self.marks(page, "anomalies"), count - undrawn, "one mark on the chart per anomaly drawn")
         dashed = page.locator(".vega-embed svg g.baseline_marks > path[stroke-dasharray]")
         self.assertGreater(dashed.count(), 0, "the dashed baseline is drawn")
         return count
@@ -238,7 +242,7 @@ class LakeBrowserTest(BrowserTestCase):
         self.assertIn(") failed at", seen["Pipeline"], "the DAG's failed last run, from Airflow's REST API")
         self.assertTrue(any("robot-3 axis1: signal and regression line" in h for h in seen["Robots"]), seen["Robots"])
 
-    def test_hourly_door_anomalies_are_all_on_the_chart(self) -> None:
+    def test_hourly_door_anomalies_are_drawn_or_counted_apart(self) -> None:
         page = self.open("/?res=Hourly&level=Door&dates=2024-11-26&dates=2024-12-10", ready=READY["Traffic"])
         count = self.judge_traffic(page)
         self.assertGreater(count, 0)

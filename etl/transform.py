@@ -43,7 +43,9 @@ STATE_KIND = "transform"
 # hours, so they count as one test: Bonferroni over all 1008 gave a third of the budget in false
 # events on healthy gamma-Poisson counts, the simulator and NAB (docs/analytics.md).
 DOOR_TESTS_PER_WEEK = 168 * 2
-SMALL_RUN_DAYS = 3  # output days up to which DuckDB runs single-threaded (an increment)
+SMALL_RUN_DAYS = 3  # output days up to which DuckDB runs single-threaded (an increment) ...
+SMALL_RUN_ROWS = 200_000  # ... when its units read no more raw rows than this: the default fleet's
+# increment reads 56,000 with its look-back; a 10x fleet's (560,000) took 1.8 s on one thread, 1.4 s on two
 MIN_CHUNK_DAYS = 4  # output days of a month piece: a calendar month, or up to 3 days more
 RUN_KIND = "transform-run"  # _state/transform-run.json: the plan of the run in progress, its claim on the lake
 SPILL_ROOT = "_tmp/transform"  # DuckDB's spill folders on a local lake, one per unit
@@ -264,15 +266,16 @@ def start_run(
     # budget, so more and smaller units, each reading its look-back again (measured 1.2 - 2.2 x
     # slower on 2 cores: docs/benchmarks.md). An hourly increment's tiny units do go side by side.
     split = share(budget_mb, at_once or 1)
-    families, units = {}, []
+    families, units, reads = {}, [], {}
     for family in FAMILIES:
         if not changed.get(family.source):
             continue
         first_day, last, rows_read = family_span(lake, family, params, changed[family.source], versions, rebuild, fleet)
-        families[family.source] = {"first_day": first_day}
+        families[family.source], reads[family.source] = {"first_day": first_day}, rows_read
         pieces = family.chunks(first_day, last + 2)
         units += plan_units(family.source, pieces, rows_read, split.unit_rows, family.lookback_days(params))
-    if not at_once and units and all(u.until - u.first < SMALL_RUN_DAYS for u in units):
+    small = [u.until - u.first < SMALL_RUN_DAYS and reads[u.source](u.first, u.until) <= SMALL_RUN_ROWS for u in units]
+    if not at_once and units and all(small):
         split = Share(min(cores(), len(units)), 1, split.unit_mb)
     plan = {
         "run_id": uuid.uuid4().hex,
@@ -358,8 +361,9 @@ def run_unit(lake: Lake, plan: dict, index: int) -> dict:
     result = {"run_id": plan["run_id"], "unit": index, "source": unit.source, "tables": dict.fromkeys(names, 0),
               "written": {n: [] for n in names}, "unplaced": {}}  # fmt: skip
     split = Share(**plan["share"])
-    # An hourly increment's queries are too small to share between threads (one each saved 10 %)
-    threads = 1 if unit.until - unit.first + 1 <= SMALL_RUN_DAYS else split.threads
+    # An hourly increment's queries are too small to share between threads (one each saved 10 %):
+    # start_run gives such a run's units one thread each, side by side
+    threads = split.threads
     spill = spill_folder(lake, plan["run_id"], index)
     try:
         for first, until in unit.chunks:

@@ -15,6 +15,25 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 PINNED_NOW = "2025-01-01T00:00:00Z"
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+
+def airflow_env(home: Path, **variables: str) -> dict[str, str]:
+    """The environment of `airflow dags test` on this repository's DAGs, with `variables` on top,
+    its own SQLite database under `home` migrated."""
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "PYTHONPATH": str(ROOT),
+        "SENSOR_DAG_START": "2024-12-01T00:00:00+00:00",
+        **variables,
+    }
+    migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
+    if migrate.returncode != 0:
+        raise AssertionError(migrate.stderr[-3000:])
+    return env
 
 
 def free_port() -> int:

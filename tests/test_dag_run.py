@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -22,10 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from etl.lake import Lake
-from tests.support import ROOT, ApiServer
+from tests.support import AIRFLOW, ROOT, ApiServer, airflow_env
 
 UTC = dt.UTC
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 # Logical dates: a run's data interval is the hour before it ([20:00, 21:00) for 21:00).
 HOURS = ["2024-12-31T21:00:00+00:00", "2024-12-31T22:00:00+00:00", "2024-12-31T23:00:00+00:00"]
 FIRST, LAST = dt.datetime(2024, 12, 31, 20, tzinfo=UTC), dt.datetime(2024, 12, 31, 23, tzinfo=UTC)
@@ -53,23 +51,15 @@ class DagRunTest(unittest.TestCase):
         cls.server.session.headers["X-API-Key"] = cls.key
         cls.tmp = Path(tempfile.mkdtemp())
         cls.lake, cls.snapshot = cls.tmp / "lake", cls.tmp / "snapshot"
-        cls.env = {
-            **os.environ,
-            "AIRFLOW_HOME": str(cls.tmp / "airflow"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "PYTHONPATH": str(ROOT),
-            "SENSOR_DAG_START": "2024-12-01T00:00:00+00:00",
+        cls.env = airflow_env(
+            cls.tmp / "airflow",
             # the API and its key as a deployment would give them: an Airflow connection (the key its password)
-            "AIRFLOW_CONN_SENSOR_API": f"http://:{cls.key}@127.0.0.1:{cls.server.port}",
-            "AIRFLOW_VAR_SENSOR_API_URL": "http://127.0.0.1:9",  # the connection wins over the Variables
-            "AIRFLOW_VAR_SENSOR_LAKE": str(cls.lake),
-            "AIRFLOW_VAR_SENSOR_SNAPSHOT_DIR": str(cls.snapshot),
-            "ETL_LAKE": str(cls.tmp / "not-this-lake"),  # the Variables win over the environment
-        }
-        migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=cls.env, capture_output=True, text=True, timeout=300)
-        if migrate.returncode != 0:
-            raise AssertionError(migrate.stderr[-3000:])
+            AIRFLOW_CONN_SENSOR_API=f"http://:{cls.key}@127.0.0.1:{cls.server.port}",
+            AIRFLOW_VAR_SENSOR_API_URL="http://127.0.0.1:9",  # the connection wins over the Variables
+            AIRFLOW_VAR_SENSOR_LAKE=str(cls.lake),
+            AIRFLOW_VAR_SENSOR_SNAPSHOT_DIR=str(cls.snapshot),
+            ETL_LAKE=str(cls.tmp / "not-this-lake"),  # the Variables win over the environment
+        )
 
     @classmethod
     def tearDownClass(cls) -> None:

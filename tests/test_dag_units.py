@@ -9,7 +9,6 @@ doors into two units and the robots into chunks of days.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -20,8 +19,7 @@ from pathlib import Path
 
 from etl.lake import Lake
 from etl.transform import RUN_KIND, STATE_KIND
-from tests.support import ROOT, ApiServer
-from tests.test_dag_run import AIRFLOW
+from tests.support import AIRFLOW, ROOT, ApiServer, airflow_env
 from tests.test_etl_transform_units import copy_raw, mart_files, simulated_lake
 
 
@@ -32,21 +30,13 @@ class MappedTransformTest(unittest.TestCase):
         cls.tmp = Path(tempfile.mkdtemp())
         cls.lake = cls.tmp / "lake"
         simulated_lake(cls.lake)
-        cls.env = {
-            **os.environ,
-            "AIRFLOW_HOME": str(cls.tmp / "airflow"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "PYTHONPATH": str(ROOT),
-            "SENSOR_DAG_START": "2024-12-01T00:00:00+00:00",
-            "AIRFLOW_VAR_SENSOR_API_URL": cls.server.base,
-            "AIRFLOW_VAR_SENSOR_LAKE": str(cls.lake),
-            "AIRFLOW_VAR_SENSOR_SNAPSHOT_DIR": str(cls.tmp / "snapshot"),
-            "ETL_MEMORY_BUDGET_MB": "64",
-        }
-        migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=cls.env, capture_output=True, text=True, timeout=300)
-        if migrate.returncode != 0:
-            raise AssertionError(migrate.stderr[-3000:])
+        cls.env = airflow_env(
+            cls.tmp / "airflow",
+            AIRFLOW_VAR_SENSOR_API_URL=cls.server.base,
+            AIRFLOW_VAR_SENSOR_LAKE=str(cls.lake),
+            AIRFLOW_VAR_SENSOR_SNAPSHOT_DIR=str(cls.tmp / "snapshot"),
+            ETL_MEMORY_BUDGET_MB="64",
+        )
 
     @classmethod
     def tearDownClass(cls) -> None:

@@ -29,20 +29,31 @@ hourly AS (
     WHERE weekday IN (SELECT weekday FROM judged_weekdays)
 ),
 
-hour_history AS (
-    SELECT
-        *,
-        count(visits) OVER w AS periods,
-        sum(visits) OVER w AS total,
-        max(visits) OVER w AS highest,
-        min(visits) OVER w AS lowest,
-        sum(visits * visits) OVER w AS total_squares,
-        var_samp(visits) OVER w AS plain_var
+hour_lists AS (
+    -- The slot's earlier values as one list, its statistics taken from it below: six framed
+    -- aggregates built six segment trees. Ordered by the day's number: a frame of days over a
+    -- date orders by the date cast to a timestamp, a second sort.
+    SELECT *, list(visits) OVER w AS past
     FROM hourly
     WINDOW w AS (
-        PARTITION BY grain, store, sensor_id, weekday, local_hour ORDER BY local_date
-        RANGE BETWEEN to_days(7 * $anomaly_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
+        PARTITION BY grain, store, sensor_id, weekday, local_hour ORDER BY local_date - DATE '1970-01-01'
+        RANGE BETWEEN 7 * $anomaly_weeks PRECEDING AND 1 PRECEDING
     )
+),
+
+hour_history AS (
+    -- From here on only the run's own dates: the look-back's rows were the windows' history, and
+    -- every later step looks at one local day (an increment then scores 1 day of 9, not 9).
+    SELECT
+        * EXCLUDE (past),
+        coalesce(list_count(past), 0) AS periods,
+        list_sum(past) AS total,
+        list_max(past) AS highest,
+        list_min(past) AS lowest,
+        list_sum(list_transform(past, lambda v: v * v)) AS total_squares,
+        list_var_samp(past) AS plain_var
+    FROM hour_lists
+    WHERE local_date >= $first_date
 ),
 
 hour_baselines AS (
@@ -93,19 +104,23 @@ days AS (
 ),
 
 day_history AS (
-    SELECT
-        *,
-        count(visits) OVER w AS periods,
-        sum(visits) OVER w AS total,
-        max(visits) OVER w AS highest,
-        min(visits) OVER w AS lowest,
-        -- Robust: a past closed day or burst does not inflate the day-to-day spread.
-        1.4826 * mad(visits) OVER w AS spread
-    FROM days
-    WINDOW w AS (
-        PARTITION BY grain, store, sensor_id, weekday ORDER BY local_date
-        RANGE BETWEEN to_days(7 * $anomaly_weeks) PRECEDING AND INTERVAL 1 DAY PRECEDING
+    SELECT *
+    FROM (
+        SELECT
+            *,
+            count(visits) OVER w AS periods,
+            sum(visits) OVER w AS total,
+            max(visits) OVER w AS highest,
+            min(visits) OVER w AS lowest,
+            -- Robust: a past closed day or burst does not inflate the day-to-day spread.
+            1.4826 * mad(visits) OVER w AS spread
+        FROM days
+        WINDOW w AS (
+            PARTITION BY grain, store, sensor_id, weekday ORDER BY local_date - DATE '1970-01-01'
+            RANGE BETWEEN 7 * $anomaly_weeks PRECEDING AND 1 PRECEDING
+        )
     )
+    WHERE local_date >= $first_date
 ),
 
 day_model AS (
@@ -133,30 +148,60 @@ day_dispersion AS (
     FROM day_model
 ),
 
-hour_windows AS (
+hour_judged AS (
+    -- What a window sums of an hour: its visits and baseline when judged.
     SELECT
         h.*,
         coalesce(p.b, 0.0) AS b,
         coalesce(d.dispersion, 0.0) AS dispersion,
-        sum(CASE WHEN h.judged THEN h.baseline * h.baseline END) OVER w2 AS squares_2,
-        sum(CASE WHEN h.judged THEN h.baseline * h.baseline END) OVER w4 AS squares_4,
-        sum(CASE WHEN h.judged THEN h.visits END) OVER w2 AS visits_2,
-        sum(CASE WHEN h.judged THEN h.baseline END) OVER w2 AS baseline_2,
-        sum(CASE WHEN h.judged THEN h.visits END) OVER w4 AS visits_4,
-        sum(CASE WHEN h.judged THEN h.baseline END) OVER w4 AS baseline_4
+        CASE WHEN h.judged THEN h.visits END AS jv,
+        CASE WHEN h.judged THEN h.baseline END AS jb
     FROM hour_baselines AS h
     LEFT JOIN hour_dispersion AS p USING (grain, store, sensor_id, local_date)
     LEFT JOIN (SELECT grain, store, sensor_id, local_date, dispersion FROM day_dispersion) AS d
         USING (grain, store, sensor_id, local_date)
-    WINDOW
-        w2 AS (
-            PARTITION BY h.grain, h.store, h.sensor_id, h.local_date ORDER BY h.ts
-            RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND CURRENT ROW
-        ),
-        w4 AS (
-            PARTITION BY h.grain, h.store, h.sensor_id, h.local_date ORDER BY h.ts
-            RANGE BETWEEN INTERVAL 3 HOUR PRECEDING AND CURRENT ROW
-        )
+),
+
+hour_before AS (
+    -- The three rows before each hour of its door or store: a trailing window of 2 or 4 hours of
+    -- the local day holds those of them on the same local day within 1 or 3 hours. Lags over a
+    -- few long partitions, not frames over one partition per local day (14,000 a year, which
+    -- took most of this query's time).
+    SELECT
+        *,
+        lag(ts, 1) OVER o AS ts_1, lag(ts, 2) OVER o AS ts_2, lag(ts, 3) OVER o AS ts_3,
+        lag(local_date, 1) OVER o AS date_1, lag(local_date, 2) OVER o AS date_2, lag(local_date, 3) OVER o AS date_3,
+        lag(jv, 1) OVER o AS jv_1, lag(jv, 2) OVER o AS jv_2, lag(jv, 3) OVER o AS jv_3,
+        lag(jb, 1) OVER o AS jb_1, lag(jb, 2) OVER o AS jb_2, lag(jb, 3) OVER o AS jb_3
+    FROM hour_judged
+    WINDOW o AS (PARTITION BY grain, store, sensor_id ORDER BY ts)
+),
+
+hour_in_windows AS (
+    SELECT
+        *,
+        date_1 = local_date AND ts_1 >= ts - INTERVAL 1 HOUR AS in_2,
+        date_1 = local_date AND ts_1 >= ts - INTERVAL 3 HOUR AS in_4_1,
+        date_2 = local_date AND ts_2 >= ts - INTERVAL 3 HOUR AS in_4_2,
+        date_3 = local_date AND ts_3 >= ts - INTERVAL 3 HOUR AS in_4_3
+    FROM hour_before
+),
+
+hour_windows AS (
+    -- Each window's sums in time order (a list's sum adds its values in order; nulls skipped).
+    SELECT
+        * EXCLUDE (ts_1, ts_2, ts_3, date_1, date_2, date_3, jv_1, jv_2, jv_3, jb_1, jb_2, jb_3,
+                   in_2, in_4_1, in_4_2, in_4_3, jv, jb),
+        list_sum([CASE WHEN in_2 THEN jb_1 * jb_1 END, jb * jb]) AS squares_2,
+        list_sum([CASE WHEN in_4_3 THEN jb_3 * jb_3 END, CASE WHEN in_4_2 THEN jb_2 * jb_2 END,
+                  CASE WHEN in_4_1 THEN jb_1 * jb_1 END, jb * jb]) AS squares_4,
+        list_sum([CASE WHEN in_2 THEN jv_1 END, jv]) AS visits_2,
+        list_sum([CASE WHEN in_2 THEN jb_1 END, jb]) AS baseline_2,
+        list_sum([CASE WHEN in_4_3 THEN jv_3 END, CASE WHEN in_4_2 THEN jv_2 END,
+                  CASE WHEN in_4_1 THEN jv_1 END, jv]) AS visits_4,
+        list_sum([CASE WHEN in_4_3 THEN jb_3 END, CASE WHEN in_4_2 THEN jb_2 END,
+                  CASE WHEN in_4_1 THEN jb_1 END, jb]) AS baseline_4
+    FROM hour_in_windows
 ),
 
 hour_tests AS (

@@ -19,14 +19,25 @@ calendar AS (
         hour(local_ts) AS local_hour,
         isodow(local_ts) AS weekday  -- 1 = Monday .. 7 = Sunday
     FROM readings
+    UNION ALL
+    -- An increment's look-back as its earlier runs wrote it (the rows of the files, unchanged,
+    -- so the same as computing them again from raw readings; see transform.door_history):
+    -- raw_doors then holds only the run's own dates. Empty otherwise.
+    SELECT ts, store, sensor_id, visits, NULL, local_date, local_hour, weekday
+    FROM door_hourly_history
 ),
 
 written_weekdays AS (
     -- A run writes only its own dates (from $first_date), and a baseline looks at the same
     -- weekday only: the windows run over those weekdays' rows (an hourly increment: 2 of 7).
     -- The look-back's rows of other weekdays, which later tables sum, get no baseline; they
-    -- are never written, since every written row's weekday is in this list.
-    SELECT DISTINCT weekday FROM calendar WHERE CAST(ts AS DATE) >= $first_date
+    -- are never written, since every written row's weekday is in this list. (From the raw
+    -- readings: the filter skips the look-back's files by their statistics, where a filter on
+    -- calendar scanned all of its rows.)
+    SELECT DISTINCT isodow(timezone(s.timezone, r.ts)) AS weekday
+    FROM raw_doors AS r
+    JOIN stores AS s ON s.name = r.store
+    WHERE r.ts >= $first_date
 ),
 
 slot_history AS (

@@ -229,7 +229,7 @@ def transform(
     settings = settings or EtlSettings()
     window = window or settings.time_window()
     with lake.lock(lock_timeout):
-        plan = start_run(lake, params, full, window, settings.memory_budget_mb, at_once)
+        plan = start_run(lake, params, full, window, settings.memory_budget_mb, at_once, in_order=True)
         with ThreadPoolExecutor(plan["share"]["at_once"]) as pool:
             # DuckDB and Parquet writes release the GIL: threads, one process, one budget
             results = list(pool.map(lambda index: run_unit(lake, plan, index), range(len(plan["units"]))))
@@ -249,10 +249,13 @@ def start_run(
     window: tuple[dt.datetime, dt.datetime],
     budget_mb: int,
     at_once: int = 0,
+    in_order: bool = False,
 ) -> dict:
     """Plan a run (what changed, its units) and claim the lake for it in _state/transform-run.json,
     which supersedes any run planned before (its units and commit then stop). Call it holding
-    every lock; the plan is JSON, for units run elsewhere (Airflow's mapped tasks)."""
+    every lock; the plan is JSON, for units run elsewhere (Airflow's mapped tasks). `in_order`:
+    the caller runs the units one at a time in the plan's order (transform() with one at once),
+    so a chunk may read its look-back from the files the chunks before it wrote."""
     lake.remove_stale_temporaries()  # every lock held: a killed run's files in what the locks own, others by age
     remove_spill_folders(lake)
     state = lake.read_state(STATE_KIND)
@@ -291,6 +294,7 @@ def start_run(
         "window": skipped_window_text(window) if skipped else "",
         "families": families,
         "share": asdict(split),
+        "in_order": in_order and split.at_once == 1,
         "units": [u.as_dict() for u in units],
     }
     lake.write_state(RUN_KIND, plan)
@@ -374,7 +378,11 @@ def run_unit(lake: Lake, plan: dict, index: int) -> dict:
             # unit's, being rewritten right now.
             written_history = first == run_first
             from_day = first - family.lookback_days(params, history=not written_history)
-            history = door_history(lake, family, days, from_day, first) if written_history and not rebuild else None
+            # The files before the chunk are final: the increment's (written by earlier runs), or,
+            # when units run in order, the ones this run's earlier chunks wrote (a rebuild's first
+            # chunk has no files before it that are this run's).
+            final_before = (written_history and not rebuild) or (plan.get("in_order") and not written_history)
+            history = door_history(lake, family, days, from_day, first) if final_before else None
             raw_from = first if history is not None else from_day
             paths = [lake.partition_file(family.source, Partition(d)) for d in days if raw_from <= d <= until + 1]
             con = connect(lake, family.source, paths, fleet, threads == 1,
@@ -480,13 +488,14 @@ def remove_spill_folders(lake: Lake) -> None:
 
 
 def door_history(lake: Lake, family: Family, days: list[int], from_day: int, first: int) -> list[str] | None:
-    """The door_hourly_sensor month files holding an increment's look-back [from_day, first), or
-    None when a month with raw readings in it has no file (then the look-back comes from raw).
+    """The door_hourly_sensor month files holding a chunk's look-back [from_day, first), or None
+    when a month with raw readings in it has no file (then the look-back comes from raw).
 
-    An increment's first chunk reads its 8 weeks of look-back as those files have it instead of
-    from raw readings: the rows before its first date are the ones earlier runs wrote from the
-    same raw data (its changes are all from `first` on), and the files' local dates and hours
-    spare the time-zone conversion of 58 days of readings (at 100 x the doors, 5.4 M of them)."""
+    A chunk whose earlier files are final (run_unit says when) reads its 8 weeks of look-back as
+    those files have it instead of from raw readings: the rows before its first date are the ones
+    computed from the same raw data (an increment's changes are all from `first` on), and the
+    files' local dates and hours spare the time-zone conversion of 58 days of readings (at 100 x
+    the doors, 5.4 M of them)."""
     if family.source != "doors" or not lake.local:  # DuckDB reads a local lake's files itself
         return None
     months = sorted({partition_label(d, "month") for d in days if from_day <= d < first})

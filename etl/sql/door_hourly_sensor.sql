@@ -12,21 +12,6 @@ WITH readings AS (
     JOIN stores AS s ON s.name = r.store
 ),
 
-calendar AS (
-    SELECT
-        *,
-        CAST(local_ts AS DATE) AS local_date,
-        hour(local_ts) AS local_hour,
-        isodow(local_ts) AS weekday  -- 1 = Monday .. 7 = Sunday
-    FROM readings
-    UNION ALL
-    -- An increment's look-back as its earlier runs wrote it (the rows of the files, unchanged,
-    -- so the same as computing them again from raw readings; see transform.door_history):
-    -- raw_doors then holds only the run's own dates. Empty otherwise.
-    SELECT ts, store, sensor_id, visits, NULL, local_date, local_hour, weekday
-    FROM door_hourly_history
-),
-
 written_weekdays AS (
     -- A run writes only its own dates (from $first_date), and a baseline looks at the same
     -- weekday only: the windows run over those weekdays' rows (an hourly increment: 2 of 7).
@@ -38,6 +23,23 @@ written_weekdays AS (
     FROM raw_doors AS r
     JOIN stores AS s ON s.name = r.store
     WHERE r.ts >= $first_date
+),
+
+calendar AS (
+    SELECT
+        *,
+        CAST(local_ts AS DATE) AS local_date,
+        hour(local_ts) AS local_hour,
+        isodow(local_ts) AS weekday  -- 1 = Monday .. 7 = Sunday
+    FROM readings
+    UNION ALL
+    -- A chunk's look-back as the files written before it hold it (the same rows as computing them
+    -- again from raw readings; see transform.door_history): raw_doors then holds only the chunk's
+    -- own dates. Empty otherwise. Past the doors' health windows of 30 days (32 with a margin for
+    -- local dates), every window looks at the same weekday only: older weeks' other weekdays go.
+    SELECT ts, store, sensor_id, visits, NULL, local_date, local_hour, weekday
+    FROM door_hourly_history
+    WHERE local_date >= $first_date - 32 OR weekday IN (SELECT weekday FROM written_weekdays)
 ),
 
 slot_history AS (

@@ -6,14 +6,14 @@ sensor) never raise: they come back as dead-letter rows, which the sinks count a
 
 from __future__ import annotations
 
-import functools
+import datetime as dt
 import math
 from dataclasses import dataclass
 
 import orjson
 
 from contract.schemas import AXES
-from contract.times import parse_instant, to_us
+from contract.times import EPOCH, parse_instant
 from etl.stream.step import Reading, dead_row
 
 
@@ -36,10 +36,28 @@ def replay_shape(fields: list[str]) -> Shape:
     return Shape("replay", ("sensor",), tuple(fields))
 
 
-@functools.lru_cache(maxsize=8192)
+US = dt.timedelta(microseconds=1)
+_last: tuple[object, int] = (object(), 0)  # the last text and its value: the sensors of an instant share one ts
+
+
 def instant_us(text: str) -> int:
-    """ISO 8601 -> microseconds, once per distinct text: the sensors of an instant share one ts."""
-    return to_us(parse_instant(text))
+    """ISO 8601 -> microseconds since the epoch, as contract.times does, in 0.4 us rather than 1.1.
+
+    An lru_cache cost 0.8 us a miss, and a replay of one sensor misses on every line (SKAB: a
+    new second each); remembering the last text alone serves the sensors of one instant."""
+    global _last
+    last = _last  # one read of the pair: workers are threads
+    if text == last[0]:
+        return last[1]
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:  # surrounding blanks, or not a time: contract.times says which
+        value = parse_instant(text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    us = (value - EPOCH) // US  # an aware difference: any offset counts, no astimezone needed
+    _last = (text, us)
+    return us
 
 
 def parse(source: str, pos: str, line: bytes, received: float, shape: Shape) -> Reading | dict:

@@ -47,6 +47,7 @@ import psutil  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from etl.stream import settle_collector  # noqa: E402
 from etl.stream.detectors import DETECTORS  # noqa: E402
 from etl.stream.records import parse as parse_line  # noqa: E402
 from etl.stream.records import replay_shape  # noqa: E402
@@ -85,6 +86,7 @@ def detector_alone(rs: list, n_features: int) -> dict:
         s["n"] += 1
     hst = DETECTORS["hst"]
     models = {k: hst.init({}, n_features) for k in states}
+    settle_collector()  # the collector's settings of the job (etl stream), for a like comparison
     began = time.process_time()
     for key, u in vectors:
         _, models[key] = hst.step(models[key], u)

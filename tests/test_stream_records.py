@@ -1,4 +1,4 @@
-"""The deserialiser's own pieces, in process: the times of a line."""
+"""The reading of lines, in process: the times of a line, the batches and cursors of an API stream."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import unittest
 from contract.times import parse_instant, to_us
 from etl.stream import records
 from etl.stream.records import instant_us, parse, replay_shape
+from etl.stream.source import Cursor, HttpPartition, HttpSpec, ts_of
 
 
 class InstantTest(unittest.TestCase):
@@ -29,3 +30,46 @@ class InstantTest(unittest.TestCase):
         row = parse("f", "0", b'{"ts": "", "sensor": "a", "v": 1}', 0.0, replay_shape(["v"]))
         self.assertIsInstance(row, dict)
         self.assertIn("not an ISO 8601 time", row["reason"])
+
+
+def reference_batches(name: str, chunks: list[bytes], cursor: Cursor) -> list:
+    """HttpPartition._batches as it read before its loop was inlined: Cursor.advance and pos, ts_of."""
+    skip, skipping_ts = cursor.n, cursor.instant
+    pending, out = b"", []
+    for chunk in chunks:
+        *lines, pending = (pending + chunk).split(b"\n")
+        batch = []
+        for line in lines:
+            if not line.strip():
+                continue
+            ts = ts_of(line)
+            if skip:
+                if ts is not None and ts != skipping_ts:
+                    skip = 0
+                else:
+                    skip -= 1
+                    continue
+            cursor = cursor.advance(ts)
+            batch.append((name, cursor.pos(), line))
+        if batch:
+            out.append((cursor, batch))
+    return out
+
+
+class HttpBatchesTest(unittest.TestCase):
+    def test_lines_positions_and_cursors_are_those_of_cursor_advance_from_any_resume_point(self) -> None:
+        stamps = ["2025-01-01T00:00:00Z"] * 3 + ["2025-01-01T00:00:10Z"] + ["2025-01-01T00:00:20Z"] * 2
+        lines = [b'{"ts": "%s", "robot_id": "r%d", "v": 1}' % (t.encode(), i) for i, t in enumerate(stamps)]
+        lines[4:4] = [b"   ", b'{"robot_id": "no-ts"}', b"not json"]
+        data = b"\n".join(lines) + b"\n"
+        partition = HttpPartition.__new__(HttpPartition)  # no reader thread: only the batching
+        partition.spec = HttpSpec("robots", "", {}, True, None)
+        resumes = [Cursor(None, None, 0), Cursor(None, stamps[0], 2), Cursor(stamps[0], stamps[3], 1),
+                   Cursor(stamps[3], stamps[4], 1), Cursor(None, "2024-12-31T00:00:00Z", 5)]  # fmt: skip
+        for resume in resumes:
+            for size in (7, 64, len(data)):  # pieces cut anywhere, even inside a line
+                chunks = [data[i : i + size] for i in range(0, len(data), size)]
+                with self.subTest(resume=resume, size=size):
+                    got = [(c, [item[:3] for item in b]) for c, b in partition._batches(iter(chunks), resume)]
+                    self.assertEqual(got, reference_batches("robots", chunks, resume))
+                    self.assertTrue(got or resume.n)

@@ -6,7 +6,7 @@ import unittest
 
 from contract.times import parse_instant, to_us
 from etl.stream import records
-from etl.stream.records import instant_us, parse, replay_shape
+from etl.stream.records import Shape, instant_us, parse, replay_shape
 from etl.stream.source import Cursor, HttpPartition, HttpSpec, ts_of
 
 
@@ -73,3 +73,29 @@ class HttpBatchesTest(unittest.TestCase):
                     got = [(c, [item[:3] for item in b]) for c, b in partition._batches(iter(chunks), resume)]
                     self.assertEqual(got, reference_batches("robots", chunks, resume))
                     self.assertTrue(got or resume.n)
+
+
+class ParseTest(unittest.TestCase):
+    def test_keys_values_and_reasons(self) -> None:
+        doors = Shape("doors", ("store", "sensor_id"), ("count",))
+        one = replay_shape(["v", "w"])
+        r = parse("f", "1", b'{"ts": "2025-01-01T00:00:00Z", "sensor": 53, "v": 1, "w": null}', 0.5, one)
+        self.assertEqual(
+            (r.sensor, r.ts_us, r.values, r.received, r.pos), ("53", 1735689600000000, (1.0, None), 0.5, "1")
+        )
+        r = parse("f", "2", b'{"ts": "2025-01-01T00:00:00Z", "store": "a", "sensor_id": 3, "count": 4}', 0.0, doors)
+        self.assertEqual((r.sensor, r.values), ("a/3", (4.0,)))
+        reasons = {
+            b'{"ts": "2025-01-01T00:00:00Z", "v": 1, "w": 2}': "sensor: sensor missing or not text",
+            b'{"ts": "2025-01-01T00:00:00Z", "sensor": true, "v": 1, "w": 2}': "sensor: sensor missing or not text",
+            b'{"ts": "2025-01-01T00:00:00Z", "sensor": "a", "v": true, "w": 2}': "v: expected a number, got True",
+            b'{"ts": "2025-01-01T00:00:00Z", "sensor": "a", "v": 1, "w": "2"}': "w: expected a number, got '2'",
+            b"[1, 2]": "not a JSON object but list",
+            b"{": "malformed JSON",
+        }
+        for line, reason in reasons.items():
+            with self.subTest(line=line):
+                row = parse("f", "3", line, 0.0, one)
+                self.assertIsInstance(row, dict)
+                self.assertTrue(row["reason"].startswith(reason), row["reason"])
+                self.assertEqual((row["key"], row["raw"]), ("f@3", line.decode()))

@@ -116,6 +116,7 @@ def detector_alone(rs: list, n_features: int, vectors_file: Path) -> dict:
     hst_s = hst_seconds_fresh(vectors_file, n_features)
     keys = {r.sensor for r in rs}
     steps, params = {}, StepParams(n_features, same_ts_ok=len(keys) == 1)
+    settle_collector()  # as the job does (the step alone runs in this process)
     began = time.process_time()
     for r in rs:
         steps[r.sensor], _ = step(steps.get(r.sensor), r, params)

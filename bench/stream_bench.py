@@ -7,7 +7,9 @@ PurpleAir snapshot as replays (read by path; nothing is copied; SHARED_DATA says
 ../shared/data is when the repo is a git worktree elsewhere), then measures:
 
 * the detector alone: river HalfSpaceTrees (the job's recipe) scoring and learning the very
-  feature vectors the job feeds it, per key, in a plain loop, in CPU time: the ceiling;
+  feature vectors the job feeds it, per key, in a plain loop, in CPU time: the ceiling; timed
+  just before and just after each job run (the machine's load drifts), the job compared with
+  the mean of the two times;
 * the per-key step alone (impute, scale, score, threshold), without the engine, in CPU time;
 * the job end to end (`python -m etl stream`, replays at full speed over HTTP, alerts to a
   fresh lake) with 1 worker, 2 workers in one process and a 2-process cluster: the rate the
@@ -29,6 +31,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import pickle
 import resource
 import signal
 import statistics
@@ -47,6 +50,7 @@ import psutil  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from etl.stream import settle_collector  # noqa: E402
 from etl.stream.detectors import DETECTORS  # noqa: E402
 from etl.stream.records import parse as parse_line  # noqa: E402
 from etl.stream.records import replay_shape  # noqa: E402
@@ -75,27 +79,49 @@ def readings(api: ApiServer, names: list[str], fields: list[str], one_key: bool)
     return out
 
 
-def detector_alone(rs: list, n_features: int) -> dict:
-    """HalfSpaceTrees on the job's own scaled vectors, per key, in CPU time (the vectors are made first)."""
+def scaled_vectors(rs: list, n_features: int) -> list[tuple[str, list[float]]]:
+    """The job's own scaled feature vectors (impute, then scale, per key), in the readings' order."""
     params = StepParams(n_features)
     states, vectors = {}, []
     for r in rs:
         s = states.setdefault(r.sensor, init_state(params))
         vectors.append((r.sensor, scale(s, impute(s, r.values), params.clip_sigmas)))
         s["n"] += 1
+    return vectors
+
+
+def hst_seconds(vectors: list[tuple[str, list[float]]], n_features: int) -> float:
+    """CPU seconds of HalfSpaceTrees scoring and learning the vectors, a fresh model per key."""
     hst = DETECTORS["hst"]
-    models = {k: hst.init({}, n_features) for k in states}
+    models = {k: hst.init({}, n_features) for k, _ in vectors}
+    settle_collector()  # the collector's settings of the job (etl stream), for a like comparison
     began = time.process_time()
     for key, u in vectors:
         _, models[key] = hst.step(models[key], u)
-    hst_s = time.process_time() - began
-    same_ts_ok = len(states) == 1
-    steps, params = {}, StepParams(n_features, same_ts_ok=same_ts_ok)
+    return time.process_time() - began
+
+
+def hst_seconds_fresh(vectors_file: Path, n_features: int) -> float:
+    """hst_seconds in a fresh interpreter, as the job runs in one, so that both start from a fresh
+    heap and layout. (A check timed both ways alike, 15-17k/s on SKAB: this removes a difference of
+    conditions, not a bias measured.)"""
+    out = subprocess.run([sys.executable, __file__, "--hst-alone", str(vectors_file), str(n_features)], cwd=ROOT,
+                         check=True, capture_output=True, text=True).stdout  # fmt: skip
+    return float(out.split()[-1])
+
+
+def detector_alone(rs: list, n_features: int, vectors_file: Path) -> dict:
+    """HalfSpaceTrees on the job's own scaled vectors, per key, in CPU time (the vectors are made first),
+    and the per-key step alone."""
+    hst_s = hst_seconds_fresh(vectors_file, n_features)
+    keys = {r.sensor for r in rs}
+    steps, params = {}, StepParams(n_features, same_ts_ok=len(keys) == 1)
+    settle_collector()  # as the job does (the step alone runs in this process)
     began = time.process_time()
     for r in rs:
         steps[r.sensor], _ = step(steps.get(r.sensor), r, params)
     step_s = time.process_time() - began
-    return {"events": len(rs), "keys": len(states), "hst_per_s": len(rs) / hst_s, "step_per_s": len(rs) / step_s}
+    return {"events": len(rs), "keys": len(keys), "hst_before_s": hst_s, "step_per_s": len(rs) / step_s}
 
 
 def child_cpu() -> float:
@@ -297,7 +323,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="repeats of the detector alone and the 1-worker job")
     parser.add_argument("--quality", action="store_true", help="only the detectors' quality (robots, SKAB)")
     parser.add_argument("--ratio-only", action="store_true", help="only the detector alone and the 1-worker job")
+    parser.add_argument("--hst-alone", nargs=2, metavar=("VECTORS", "N"), help=argparse.SUPPRESS)  # one timing
     args = parser.parse_args()
+    if args.hst_alone:
+        with open(args.hst_alone[0], "rb") as f:
+            vectors = pickle.load(f)
+        print(hst_seconds(vectors, int(args.hst_alone[1])))
+        return 0
     if not SKAB.exists() or not AIR.exists():
         print(f"error: needs {SKAB} and {AIR}", file=sys.stderr)
         return 2
@@ -327,11 +359,20 @@ def main() -> int:
         for label, (sources, extra, one_key, fields) in cases.items():
             names = [s.removeprefix("replay:") for s in sources]
             rs = readings(api, names, fields, one_key)
+            vectors_file = tmp / f"{label[:4]}-vectors.pickle"
+            vectors_file.write_bytes(pickle.dumps(scaled_vectors(rs, len(fields))))
             repeats = []
-            for n in range(args.runs):  # the detector alone and the job, one after the other, N times
-                row = detector_alone(rs, len(fields))
+            for n in range(args.runs):  # the detector alone, the job, the detector alone again: N times
+                row = detector_alone(rs, len(fields), vectors_file)
                 lake = tmp / f"{label[:4]}-1_worker-{n}".replace(" ", "_")
                 row["1 worker"] = run = run_job(api, lake, sources, extra, 1)
+                # the machine is shared: its load drifts, so the detector is timed on both sides of
+                # the job, and the job compared with their mean time
+                row["hst_after_s"] = hst_seconds_fresh(vectors_file, len(fields))
+                row["hst_per_s"] = len(rs) / ((row["hst_before_s"] + row["hst_after_s"]) / 2)
+                row["hst_before_per_s"], row["hst_after_per_s"] = (
+                    len(rs) / row[k] for k in ("hst_before_s", "hst_after_s")
+                )
                 run["cpu_rate"] = run["records"] / max(1e-9, run["cpu_s"] - baseline)
                 row["ratio_cpu"] = run["job_cpu_rate"] / row["hst_per_s"]
                 row["ratio_wall"] = run["rate"] / row["hst_per_s"]

@@ -62,11 +62,15 @@ def run(args: argparse.Namespace, settings: EtlSettings) -> int:
     from bytewax._bytewax import cli_main
     from bytewax.recovery import RecoveryConfig
 
+    from etl.stream import settle_collector
     from etl.stream.flow import build
+    from etl.stream.sinks import prepare
 
     config = job_config(args, settings)
     for params in config.params.values():  # import the detector's library now, not on the first reading
         params.detector.init(params.detector.params, params.n_features)
+    prepare()  # and the sink's (pyarrow's lazy import of pandas), not in its first flush
+    settle_collector()
     recovery = None
     if args.recovery:
         prepare_recovery(args.recovery, args.recovery_partitions, args.process_id)

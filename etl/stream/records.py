@@ -6,14 +6,14 @@ sensor) never raise: they come back as dead-letter rows, which the sinks count a
 
 from __future__ import annotations
 
-import functools
+import datetime as dt
 import math
 from dataclasses import dataclass
 
 import orjson
 
 from contract.schemas import AXES
-from contract.times import parse_instant, to_us
+from contract.times import EPOCH, parse_instant
 from etl.stream.step import Reading, dead_row
 
 
@@ -36,45 +36,68 @@ def replay_shape(fields: list[str]) -> Shape:
     return Shape("replay", ("sensor",), tuple(fields))
 
 
-@functools.lru_cache(maxsize=8192)
+US = dt.timedelta(microseconds=1)
+_last: tuple[object, int] = (object(), 0)  # the last text and its value: the sensors of an instant share one ts
+
+
 def instant_us(text: str) -> int:
-    """ISO 8601 -> microseconds, once per distinct text: the sensors of an instant share one ts."""
-    return to_us(parse_instant(text))
+    """ISO 8601 -> microseconds since the epoch, as contract.times does, in 0.4 us rather than 1.1.
+
+    An lru_cache cost 0.8 us a miss, and a replay of one sensor misses on every line (SKAB: a
+    new second each); remembering the last text alone serves the sensors of one instant."""
+    global _last
+    last = _last  # one read of the pair: workers are threads
+    if text == last[0]:
+        return last[1]
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:  # surrounding blanks, or not a time: contract.times says which
+        value = parse_instant(text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    us = (value - EPOCH) // US  # an aware difference: any offset counts, no astimezone needed
+    _last = (text, us)
+    return us
 
 
 def parse(source: str, pos: str, line: bytes, received: float, shape: Shape) -> Reading | dict:
-    """A Reading, or a dead-letter row with the reason."""
+    """A Reading, or a dead-letter row with the reason.
 
-    def dead(reason: str, ts: str = "", sensor: str = "") -> dict:
-        return dead_row(source, pos, ts, sensor, reason, line.decode("utf-8", errors="replace"))
-
+    Once a line, on the job's CPU: no closure made per call, the record's `get` bound once, and a
+    single text key taken as it is (4.2 us a SKAB line, was 5.3)."""
     try:
         record = orjson.loads(line)  # a quarter of json's time per line: parsing was the engine's largest cost
     except orjson.JSONDecodeError as exc:
-        return dead(f"malformed JSON: {exc}")
-    if not isinstance(record, dict):
-        return dead(f"not a JSON object but {type(record).__name__}")
-    ts = record.get("ts")
+        return dead(source, pos, line, f"malformed JSON: {exc}")
+    if type(record) is not dict:
+        return dead(source, pos, line, f"not a JSON object but {type(record).__name__}")
+    get = record.get
+    ts = get("ts")
     try:
         ts_us = instant_us(ts)
     except (TypeError, ValueError, AttributeError) as exc:
-        return dead(f"ts: {ts!r} is not an ISO 8601 time ({exc})")
-    parts = [record.get(k) for k in shape.key_fields]
-    if not set(map(type, parts)) <= KEY_TYPES:
-        return dead(f"sensor: {'/'.join(shape.key_fields)} missing or not text", ts)
-    sensor = parts[0] if len(parts) == 1 and type(parts[0]) is str else "/".join(map(str, parts))
+        return dead(source, pos, line, f"ts: {ts!r} is not an ISO 8601 time ({exc})")
+    key_fields = shape.key_fields
+    if len(key_fields) != 1 or type(sensor := get(key_fields[0])) is not str:  # several parts, or a number
+        parts = list(map(get, key_fields))
+        if not set(map(type, parts)) <= KEY_TYPES:
+            return dead(source, pos, line, f"sensor: {'/'.join(key_fields)} missing or not text", ts)
+        sensor = "/".join(map(str, parts))
     if shape.known is not None and sensor not in shape.known:
-        return dead(f"unknown sensor {sensor!r}", ts, sensor)
-    values = [record.get(name) for name in shape.fields]
+        return dead(source, pos, line, f"unknown sensor {sensor!r}", ts, sensor)
+    values = list(map(get, shape.fields))
     if set(map(type, values)) <= NUMBERS and (total := sum(values)) - total == 0:  # all numbers, all finite
         values = tuple(map(float, values))  # the common case: one pass, no per-field branches
     else:
         try:
             values = tuple(field_value(name, v) for name, v in zip(shape.fields, values, strict=True))
         except ValueError as exc:
-            return dead(str(exc), ts, sensor)
-    key = shape.one_key or sensor
-    return Reading(key, ts_us, ts, values, received, source, pos)
+            return dead(source, pos, line, str(exc), ts, sensor)
+    return Reading(shape.one_key or sensor, ts_us, ts, values, received, source, pos)
+
+
+def dead(source: str, pos: str, line: bytes, reason: str, ts: str = "", sensor: str = "") -> dict:
+    return dead_row(source, pos, ts, sensor, reason, line.decode("utf-8", errors="replace"))
 
 
 KEY_TYPES = frozenset((str, int))  # a sensor's name, or its number (PurpleAir's sensor_index)

@@ -124,7 +124,11 @@ def step(state: dict | None, r: Reading, params: StepParams) -> tuple[dict, list
     score, state["det"] = detector.step(state["det"], u)
     state["n"] += 1
     state["last_ts"] = r.ts_us
-    level = calibrate_or_classify(state, score, params)
+    thresholds = state["thresholds"]
+    if thresholds is None:
+        level = calibrate_or_classify(state, score, params)
+    else:  # calibrated: classify here, a call less per reading
+        level = "ERROR" if score > thresholds[1] else "ALERT" if score > thresholds[0] else None
     out: list = [("score", (r.sensor, r.ts_us, score, level or "", x, r.received))]  # SCORE_FIELDS
     if level is not None or state["episode"] is not None:
         out += episode(state, r, score, level)

@@ -16,13 +16,8 @@ written_weekdays AS (
     -- A run writes only its own dates (from $first_date), and a baseline looks at the same
     -- weekday only: the windows run over those weekdays' rows (an hourly increment: 2 of 7).
     -- The look-back's rows of other weekdays, which later tables sum, get no baseline; they
-    -- are never written, since every written row's weekday is in this list. (From the raw
-    -- readings: the filter skips the look-back's files by their statistics, where a filter on
-    -- calendar scanned all of its rows.)
-    SELECT DISTINCT isodow(timezone(s.timezone, r.ts)) AS weekday
-    FROM raw_doors AS r
-    JOIN stores AS s ON s.name = r.store
-    WHERE r.ts >= $first_date
+    -- are never written, since every written row's weekday is in this list.
+    SELECT DISTINCT isodow(local_ts) AS weekday FROM readings WHERE ts >= $first_date
 ),
 
 calendar AS (

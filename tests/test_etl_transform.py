@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from etl.datasets import DOORS
 from etl.lake import Lake, Partition
 from etl.marts import KEY_COLUMNS, read_mart, write_mart
-from etl.transform import TransformParams, transform
+from etl.transform import TransformParams, load_queries, transform
 
 UTC = dt.UTC
 STORES = [
@@ -341,3 +341,25 @@ class RawChangesTest(unittest.TestCase):
             left.write_bytes(b"half a file")
             transform(lake, TransformParams())
             self.assertFalse(left.exists())
+
+
+class QueryOrderTest(unittest.TestCase):
+    """load_queries orders the .sql files so that a table comes after the tables it reads."""
+
+    def queries(self, files: dict[str, str]) -> list[str]:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, sql in files.items():
+                Path(tmp, f"{name}.sql").write_text(sql)
+            return list(load_queries(Path(tmp)))
+
+    def test_a_table_read_comes_first_and_one_named_in_a_comment_is_no_reference(self) -> None:
+        order = self.queries({
+            "a_daily": "-- sums a_hourly; b_health reads this\nSELECT * FROM a_hourly",
+            "a_hourly": "-- b_health's 30 days need all of these rows\nSELECT 1 AS x",
+            "b_health": "SELECT * FROM a_daily",
+        })  # fmt: skip
+        self.assertEqual(order, ["a_hourly", "a_daily", "b_health"])
+
+    def test_tables_that_read_each_other_are_refused_by_name(self) -> None:
+        with self.assertRaisesRegex(ValueError, r"circular references among \['x', 'y'\]"):
+            self.queries({"x": "SELECT * FROM y", "y": "SELECT * FROM x"})

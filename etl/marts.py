@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
@@ -68,7 +69,7 @@ def with_part_dates(table: pa.Table, part_dates: list[tuple[dt.date, int]]) -> p
     return table.replace_schema_metadata({**(table.schema.metadata or {}), PART_DATES: listed.encode()})
 
 
-def mart_partitions(lake: Lake, name: str, partition: str, days: range | None = None) -> set[str]:
+def mart_partitions(lake: Lake, name: str, partition: str, days: Iterable[int] | None = None) -> set[str]:
     """The table's partitions (`date=...` or `month=...`): every one, or those holding `days`."""
     if days is None:
         return {path.rsplit("/", 2)[-2] for path in lake.files("marts", name)}

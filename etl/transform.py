@@ -28,7 +28,6 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
-import pyarrow.fs as pafs
 
 from etl.datasets import DATASETS
 from etl.lake import Lake, Partition, day_of
@@ -384,15 +383,16 @@ def run_unit(lake: Lake, plan: dict, index: int) -> dict:
             # when units run in order, the ones this run's earlier chunks wrote (a rebuild's first
             # chunk has no files before it that are this run's).
             final_before = (written_history and not rebuild) or (plan.get("in_order") and not written_history)
-            history = door_history(lake, family, days, from_day, first) if final_before else None
+            doors = family.source == "doors"
+            history = door_history(lake, days, from_day, first) if doors and final_before else None
             raw_from = first if history is not None else from_day
             paths = [lake.partition_file(family.source, Partition(d)) for d in days if raw_from <= d <= until + 1]
             con = connect(lake, family.source, paths, fleet, threads == 1,
                           threads=threads, memory_mb=split.duckdb_mb, spill_dir=spill)  # fmt: skip
-            if family.source == "doors":
-                add_door_history(con, history or [], from_day, first)
             try:
-                if family.source == "doors" and paths:
+                if doors:
+                    add_door_history(con, history or [], from_day, first)
+                if doors and paths:
                     for store, count in unplaced_doors(con, first, until).items():
                         result["unplaced"][store] = result["unplaced"].get(store, 0) + count
                 for name in names:
@@ -489,7 +489,7 @@ def remove_spill_folders(lake: Lake) -> None:
             os.rmdir(lake.path(SPILL_ROOT.split("/")[0]))
 
 
-def door_history(lake: Lake, family: Family, days: list[int], from_day: int, first: int) -> list[str] | None:
+def door_history(lake: Lake, days: list[int], from_day: int, first: int) -> list[str] | None:
     """The door_hourly_sensor month files holding a chunk's look-back [from_day, first), or None
     when a month with raw readings in it has no file (then the look-back comes from raw).
 
@@ -498,14 +498,13 @@ def door_history(lake: Lake, family: Family, days: list[int], from_day: int, fir
     computed from the same raw data (an increment's changes are all from `first` on), and the
     files' local dates and hours spare the time-zone conversion of 58 days of readings (at 100 x
     the doors, 5.4 M of them)."""
-    if family.source != "doors" or not lake.local:  # DuckDB reads a local lake's files itself
+    if not lake.local:  # DuckDB reads a local lake's files itself
         return None
-    months = sorted({partition_label(d, "month") for d in days if from_day <= d < first})
-    files = [lake.mart_file("door_hourly_sensor", month) for month in months]
-    infos = lake.fs.get_file_info(files)
-    if any(info.type != pafs.FileType.File for info in infos):
+    raw_days = [d for d in days if from_day <= d < first]
+    months = {partition_label(d, "month") for d in raw_days}
+    if mart_partitions(lake, "door_hourly_sensor", "month", raw_days) != months:
         return None
-    return files
+    return [lake.mart_file("door_hourly_sensor", month) for month in sorted(months)]
 
 
 def add_door_history(con: duckdb.DuckDBPyConnection, files: list[str], from_day: int, first: int) -> None:

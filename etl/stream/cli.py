@@ -9,13 +9,15 @@ import time
 import urllib.parse
 from dataclasses import replace
 from pathlib import Path
-
-import requests
+from typing import TYPE_CHECKING
 
 from etl.settings import EtlSettings
 from etl.stream.detectors import DETECTORS
 from etl.stream.records import DOORS, ROBOTS, Shape, replay_shape
 from etl.stream.step import StepParams
+
+if TYPE_CHECKING:
+    import requests
 
 KINDS = ("robots", "doors", "replay")
 
@@ -117,6 +119,8 @@ def job_config(args: argparse.Namespace, settings: EtlSettings):
                 raise StreamSetupError(f"{name}: {value!r} is not an ISO 8601 time ({exc})") from exc
     if args.speed <= 0 or args.workers < 1 or args.warmup < 1 or args.settle < 0 or args.backfill < 0:
         raise StreamSetupError("--speed, --workers and --warmup must be positive, --settle and --backfill not negative")
+    import requests  # the stream's own: the parser is built for every command, whose start-up it was
+
     session = requests.Session()
     session.trust_env = False
     key = {"X-API-Key": settings.api_key} if settings.api_key else {}  # ETL_API_KEY, as the pulls send it
@@ -205,6 +209,8 @@ def fleet_shape(kind: str, fleet: dict) -> Shape:
 
 
 def get_json(session: requests.Session, url: str):
+    import requests
+
     try:
         response = session.get(url, timeout=10)
     except requests.RequestException as exc:

@@ -7,15 +7,16 @@ order, so an increment keeps the rows dated before its first day without recompu
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -98,13 +99,16 @@ def write_mart(
     existing: set[str],
     keep: bool = True,
     read_back: dict[str, pa.Table] | None = None,
+    writer: MartWriter | None = None,
 ) -> tuple[int, set[str]]:
     """Replace the table's partitions (`month=YYYY-MM` or `date=YYYY-MM-DD`) for rows dated
     [first_day, until_day]; returns the rows and the partitions written. `existing` (the
     table's partitions) is kept up to date. With `keep`, a month file keeps its rows dated
     before first_day (an increment mid-month: merge_start made sure the file lists them in
     PART_DATES; or a rebuild's chunk that starts mid-month). A month file read for that is
-    left in `read_back` (by path) for add_history.
+    left in `read_back` (by path) for add_history. The files are written by `writer`, which may
+    still be writing the last of them on return (its finish() waits); without one, they are
+    all written on return.
 
     Door tables by month: a year of six of them is 72 files, not 2,190 (each fsynced)."""
     span = {"first": Partition(first_day).date, "until": Partition(until_day).date}
@@ -117,12 +121,7 @@ def write_mart(
     ).fetchall()
     reader = RowReader(con.sql(sorted_rows_query(con, name), params=span).to_arrow_reader(BATCH_ROWS))
     total, written = 0, set()
-
-    def write(part: str, rows: pa.Table) -> None:
-        lake.write_table(lake.mart_file(name, part), rows)
-
-    with ThreadPoolExecutor(WRITERS) as pool:
-        writing = []
+    with contextlib.nullcontext(writer) if writer else MartWriter(lake) as files:
         # One partition held at a time: a year of door_hourly_sensor held at once was the peak of
         # a full rebuild's memory.
         for part, lo, hi in partition_spans(first_day, until_day, partition):
@@ -143,15 +142,45 @@ def write_mart(
                 continue
             if partition == "month":
                 rows = with_part_dates(rows, part_dates)
-            writing.append(pool.submit(write, part, rows))
+            files.submit(lake.mart_file(name, part), rows)
             written.add(part)
-            if len(writing) >= WRITERS:  # no more tables held than files being written
-                writing.pop(0).result()
-        for done in writing:
-            done.result()
     reader.close()
     existing |= written
     return total, written
+
+
+WORKING = "_"  # a query's working columns, which later queries of the run read and no file holds
+
+
+class MartWriter:
+    """Writes mart files WRITERS at a time on threads while the caller goes on (the next table's
+    query runs while the last files of the one before are encoded): no more tables held than
+    files being written. finish() waits for every file, raising a write's error; leaving the
+    `with` block finishes (or, on an error, waits for the writes under way and drops the rest)."""
+
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+        self.pool = ThreadPoolExecutor(WRITERS)
+        self.pending: deque[Future] = deque()
+
+    def submit(self, path: str, rows: pa.Table) -> None:
+        self.pending.append(self.pool.submit(self.lake.write_table, path, rows))
+        while len(self.pending) >= WRITERS:
+            self.pending.popleft().result()
+
+    def finish(self) -> None:
+        while self.pending:
+            self.pending.popleft().result()
+
+    def __enter__(self) -> MartWriter:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            if kind is None:
+                self.finish()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 BATCH_ROWS = 65_536  # rows per Arrow batch a sorted table streams in
@@ -172,9 +201,10 @@ def sorted_rows_query(con: duckdb.DuckDBPyConnection, name: str) -> str:
     """The table's rows dated [$first, $until], sorted by date, then by the columns from the first
     (the key columns lead): files compress well, read in order, and the same rows always make
     the same file (three key columns left door_anomalies' ties in any order)."""
-    columns = [f'"{c}"' for c in con.table(name).columns if c != "part_date"]
+    columns = [f'"{c}"' for c in con.table(name).columns if c != "part_date" and not c.startswith(WORKING)]
     order = ", ".join(columns[: KEY_COLUMNS.get(name, len(columns))])
-    return f"SELECT * FROM {name} WHERE part_date BETWEEN $first AND $until ORDER BY part_date, {order}"
+    where = "part_date BETWEEN $first AND $until"
+    return f"SELECT {', '.join(columns)}, part_date FROM {name} WHERE {where} ORDER BY part_date, {order}"
 
 
 class RowReader:
@@ -229,6 +259,8 @@ def add_history(
     rewritten, but with the same rows dated before first_day, the only ones taken here."""
     if days <= 0:
         return
+    import pyarrow.compute as pc  # robot tables' only: 20 ms of every command's start-up
+
     since, before = Partition(first_day - days).date, Partition(first_day).date
     earlier = []
     for part in sorted({partition_label(d, "month") for d in range(first_day - days, first_day)}):

@@ -31,7 +31,15 @@ import pyarrow as pa
 
 from etl.datasets import DATASETS
 from etl.lake import Lake, Partition, day_of
-from etl.marts import add_history, mart_partitions, merge_start, next_month, partition_label, write_mart
+from etl.marts import (
+    MartWriter,
+    add_history,
+    mart_partitions,
+    merge_start,
+    next_month,
+    partition_label,
+    write_mart,
+)
 from etl.robot_sums import add_robot_bucket_sums
 from etl.settings import EtlSettings
 from etl.units import Share, Unit, cores, plan_units, share
@@ -392,16 +400,18 @@ def run_unit(lake: Lake, plan: dict, index: int) -> dict:
             try:
                 if doors:
                     add_door_history(con, history or [], from_day, first)
+                # A chunk's files are all written before the next chunk, which may read them
+                with MartWriter(lake) as writer:
+                    for name in names:
+                        count, parts = compute_table(
+                            lake, con, family, name, queries[name], params, (first, until), existing[name],
+                            keep=not rebuild or first != run_first, history=written_history, writer=writer,
+                        )  # fmt: skip
+                        result["tables"][name] += count
+                        result["written"][name] = sorted(set(result["written"][name]) | parts)
                 if doors and paths:
-                    for store, count in unplaced_doors(con, first, until).items():
+                    for store, count in unplaced_doors(con, first, until, raw_from).items():
                         result["unplaced"][store] = result["unplaced"].get(store, 0) + count
-                for name in names:
-                    count, parts = compute_table(
-                        lake, con, family, name, queries[name], params, (first, until), existing[name],
-                        keep=not rebuild or first != run_first, history=written_history,
-                    )  # fmt: skip
-                    result["tables"][name] += count
-                    result["written"][name] = sorted(set(result["written"][name]) | parts)
             finally:
                 con.close()
     finally:
@@ -420,17 +430,21 @@ def compute_table(
     existing: set[str],
     keep: bool,
     history: bool,
+    writer: MartWriter | None = None,
 ) -> tuple[int, set[str]]:
     """Run one table's query for output days [first, until] and write its partitions; `keep`: a
     month file keeps its rows dated before the chunk (an increment, a later chunk); `history`:
-    swap in the table's earlier days from the files written (see add_history)."""
+    swap in the table's earlier days from the files written (see add_history); `writer`: the
+    chunk's MartWriter, which may still be writing the files on return."""
     first, until = days
     if name in PREPARE:
         PREPARE[name](con)
     con.execute(f"CREATE TEMP TABLE {name} AS {sql}", _bound(sql, params, first))
     read_back: dict[str, pa.Table] = {}  # month files write_mart read, which add_history needs too
-    count, parts = write_mart(lake, con, name, first, until, family.partition, existing, keep, read_back)
+    count, parts = write_mart(lake, con, name, first, until, family.partition, existing, keep, read_back, writer)
     if history:
+        if writer:
+            writer.finish()  # add_history reads the table's month files
         add_history(lake, con, name, first, family.history_days(name, params), existing, read_back)
     return count, parts
 
@@ -527,8 +541,17 @@ HISTORY_EMPTY = (
 )
 
 
-def unplaced_doors(con: duckdb.DuckDBPyConnection, first: int, until: int) -> dict[str, int]:
-    """store -> raw readings dated [first, until] (UTC) that door_hourly_sensor cannot place."""
+def unplaced_doors(con: duckdb.DuckDBPyConnection, first: int, until: int, raw_from: int) -> dict[str, int]:
+    """store -> raw readings dated [first, until] (UTC) that door_hourly_sensor could not place
+    (call it after that table): none when it holds a row for every raw reading the chunk read
+    (those dated from raw_from, its look-back's rows being before), which the Parquet footers
+    count without a second scan of the readings."""
+    read = con.execute("SELECT count(*) FROM raw_doors").fetchall()[0][0]
+    placed = con.execute(
+        "SELECT count(*) FROM door_hourly_sensor WHERE ts >= $since", {"since": Partition(raw_from).date}
+    ).fetchall()[0][0]
+    if read == placed:
+        return {}
     found = con.execute(
         "SELECT store, count(*) FROM raw_doors WHERE store NOT IN (SELECT name FROM stores) "
         "AND CAST(ts AS DATE) BETWEEN $first AND $until GROUP BY store ORDER BY store",

@@ -17,43 +17,23 @@ WITH judged_weekdays AS (
     SELECT DISTINCT weekday FROM door_daily_sensor WHERE local_date >= $first_date
 ),
 
-hourly AS (
-    -- Doors and store totals side by side: one scoring for both grains.
-    SELECT 'sensor' AS grain, store, sensor_id, ts, local_date, local_hour, weekday, visits
+hour_history AS (
+    -- Doors and store totals side by side: one scoring for both grains. A slot's history (the
+    -- same weekday and hour over $anomaly_weeks weeks: its count, sum, extremes, sum of squares
+    -- and variance) comes from door_hourly_sensor and door_hourly_store, which take it in the
+    -- window of their own baselines. Only the run's own dates: the look-back's rows were the
+    -- history, and every later step looks at one local day (an increment scores 1 day of 9).
+    SELECT 'sensor' AS grain, store, sensor_id, ts, local_date, local_hour, weekday, visits,
+           _periods AS periods, _total AS total, CAST(_highest AS BIGINT) AS highest,
+           CAST(_lowest AS BIGINT) AS lowest, _total_squares AS total_squares, _plain_var AS plain_var
     FROM door_hourly_sensor
-    WHERE weekday IN (SELECT weekday FROM judged_weekdays)
+    WHERE local_date >= $first_date AND weekday IN (SELECT weekday FROM judged_weekdays)
     UNION ALL
     -- sensor_id -1 stands for the store (joins on NULL never match); final turns it back to NULL.
-    SELECT 'store', store, -1, ts, local_date, local_hour, weekday, CASE WHEN NOT incomplete THEN visits END
+    SELECT 'store', store, -1, ts, local_date, local_hour, weekday, CASE WHEN NOT incomplete THEN visits END,
+           _periods, _total, _highest, _lowest, _total_squares, _plain_var
     FROM door_hourly_store
-    WHERE weekday IN (SELECT weekday FROM judged_weekdays)
-),
-
-hour_lists AS (
-    -- The slot's earlier values as one list, its statistics taken from it below: six framed
-    -- aggregates built six segment trees. Ordered by the day's number: a frame of days over a
-    -- date orders by the date cast to a timestamp, a second sort.
-    SELECT *, list(visits) OVER w AS past
-    FROM hourly
-    WINDOW w AS (
-        PARTITION BY grain, store, sensor_id, weekday, local_hour ORDER BY local_date - DATE '1970-01-01'
-        RANGE BETWEEN 7 * $anomaly_weeks PRECEDING AND 1 PRECEDING
-    )
-),
-
-hour_history AS (
-    -- From here on only the run's own dates: the look-back's rows were the windows' history, and
-    -- every later step looks at one local day (an increment then scores 1 day of 9, not 9).
-    SELECT
-        * EXCLUDE (past),
-        coalesce(list_count(past), 0) AS periods,
-        list_sum(past) AS total,
-        list_max(past) AS highest,
-        list_min(past) AS lowest,
-        list_sum(list_transform(past, lambda v: v * v)) AS total_squares,
-        list_var_samp(past) AS plain_var
-    FROM hour_lists
-    WHERE local_date >= $first_date
+    WHERE local_date >= $first_date AND weekday IN (SELECT weekday FROM judged_weekdays)
 ),
 
 hour_baselines AS (
@@ -284,17 +264,22 @@ flagged AS (
 
 flags AS (
     -- Runs of consecutive flagged hours of one direction on one local day are one event (a
-    -- day is its own); an event is named by its first hour.
+    -- day is its own); an event is named by its first hour: the latest run start so far, in a
+    -- window over each door's flags (a window per local day and direction was 2,000 tiny
+    -- partitions, most of this step's time).
     SELECT
         *,
-        min(ts) OVER (PARTITION BY resolution, grain, store, sensor_id, local_date, direction, run) AS event_start
+        max(CASE WHEN starts THEN ts END) OVER (
+            PARTITION BY resolution, grain, store, sensor_id, direction ORDER BY ts ROWS UNBOUNDED PRECEDING
+        ) AS event_start
     FROM (
         SELECT
             *,
-            epoch(ts) / 3600 - row_number() OVER (
-                PARTITION BY resolution, grain, store, sensor_id, local_date, direction ORDER BY ts
-            ) AS run
+            coalesce(
+                lag(local_date) OVER run <> local_date OR lag(ts) OVER run <> ts - INTERVAL 1 HOUR, TRUE
+            ) AS starts
         FROM flagged
+        WINDOW run AS (PARTITION BY resolution, grain, store, sensor_id, direction ORDER BY ts)
     )
 ),
 

@@ -1,6 +1,9 @@
 -- door_hourly_sensor: one row per door per UTC hour, in the store's local calendar, with
 -- the mean of the same weekday and hour over the previous $baseline_weeks weeks.
 -- A failed reading is null: never summed as 0, never part of a mean.
+-- Columns named _* are the run's working columns, never written (etl/marts.py): here the
+-- slot's $anomaly_weeks weeks of history that door_anomalies judges an hour by, taken in the
+-- same window as the baseline (one sort of the readings by slot, not a second one there).
 WITH readings AS (
     SELECT
         r.ts,
@@ -44,6 +47,7 @@ slot_history AS (
         *,
         -- Matched by calendar: the same weekday and hour 1..N weeks back, whatever rows exist.
         list(visits) OVER same_slot_before AS slot_before,
+        list(visits) OVER anomaly_slot_before AS anomaly_before,
         -- The original's mean: 4 rows including the current one (kept for continuity).
         lag(visits, 1) OVER slot AS visits_1,
         lag(visits, 2) OVER slot AS visits_2,
@@ -57,18 +61,30 @@ slot_history AS (
         same_slot_before AS (
             PARTITION BY store, sensor_id, weekday, local_hour ORDER BY local_date - DATE '1970-01-01'
             RANGE BETWEEN 7 * $baseline_weeks PRECEDING AND 1 PRECEDING
+        ),
+        anomaly_slot_before AS (
+            PARTITION BY store, sensor_id, weekday, local_hour ORDER BY local_date - DATE '1970-01-01'
+            RANGE BETWEEN 7 * $anomaly_weeks PRECEDING AND 1 PRECEDING
         )
 ),
 
 baselines AS (
     SELECT
-        * EXCLUDE (slot_before, visits_1, visits_2, visits_3),
+        * EXCLUDE (slot_before, anomaly_before, visits_1, visits_2, visits_3),
         list_avg(slot_before) AS running_mean,
         coalesce(list_count(slot_before), 0) AS baseline_periods,
-        list_avg([visits_3, visits_2, visits_1, visits]) AS avg_count_4days
+        list_avg([visits_3, visits_2, visits_1, visits]) AS avg_count_4days,
+        coalesce(list_count(anomaly_before), 0) AS _periods,
+        list_sum(anomaly_before) AS _total,
+        list_max(anomaly_before) AS _highest,
+        list_min(anomaly_before) AS _lowest,
+        list_sum(list_transform(anomaly_before, lambda v: CAST(v AS BIGINT) * v)) AS _total_squares,
+        list_var_samp(anomaly_before) AS _plain_var
     FROM slot_history
     UNION ALL
-    SELECT *, NULL AS running_mean, NULL AS baseline_periods, NULL AS avg_count_4days
+    SELECT *, NULL AS running_mean, NULL AS baseline_periods, NULL AS avg_count_4days,
+           NULL AS _periods, NULL AS _total, NULL AS _highest, NULL AS _lowest, NULL AS _total_squares,
+           NULL AS _plain_var
     FROM calendar
     WHERE weekday NOT IN (SELECT weekday FROM written_weekdays)
 ),
@@ -87,7 +103,8 @@ final AS (
         baseline_periods,
         avg_count_4days,
         CASE WHEN running_mean > 0 THEN 100 * (visits - running_mean) / running_mean END AS perc_diff,
-        CAST(ts AS DATE) AS part_date
+        CAST(ts AS DATE) AS part_date,
+        _periods, _total, _highest, _lowest, _total_squares, _plain_var
     FROM baselines
 )
 

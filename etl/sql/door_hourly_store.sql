@@ -27,7 +27,9 @@ baselines AS (
         *,
         avg(complete_visits) OVER same_slot_before AS running_mean,
         count(complete_visits) OVER same_slot_before AS baseline_periods,
-        avg(visits) OVER original AS avg_count_4days
+        avg(visits) OVER original AS avg_count_4days,
+        -- The slot's history door_anomalies judges a store's hour by (see door_hourly_sensor)
+        list(complete_visits) OVER anomaly_slot_before AS anomaly_before
     FROM comparable
     -- Ordered by the day's number (see door_hourly_sensor): the two windows share one sort.
     WINDOW
@@ -38,6 +40,10 @@ baselines AS (
         original AS (
             PARTITION BY store, weekday, local_hour ORDER BY local_date - DATE '1970-01-01'
             ROWS BETWEEN 3 PRECEDING AND CURRENT ROW
+        ),
+        anomaly_slot_before AS (
+            PARTITION BY store, weekday, local_hour ORDER BY local_date - DATE '1970-01-01'
+            RANGE BETWEEN 7 * $anomaly_weeks PRECEDING AND 1 PRECEDING
         )
 ),
 
@@ -56,7 +62,13 @@ final AS (
         baseline_periods,
         avg_count_4days,
         CASE WHEN running_mean > 0 THEN 100 * (complete_visits - running_mean) / running_mean END AS perc_diff,
-        CAST(ts AS DATE) AS part_date
+        CAST(ts AS DATE) AS part_date,
+        coalesce(list_count(anomaly_before), 0) AS _periods,
+        list_sum(anomaly_before) AS _total,
+        list_max(anomaly_before) AS _highest,
+        list_min(anomaly_before) AS _lowest,
+        list_sum(list_transform(anomaly_before, lambda v: v * v)) AS _total_squares,
+        list_var_samp(anomaly_before) AS _plain_var
     FROM baselines
 )
 

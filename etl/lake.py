@@ -162,14 +162,17 @@ class Lake:
         named in the temporary file so that a later run under that lock knows it for its own."""
         self._write(path, lambda sink: sink.write(data), owner)
 
-    def write_table(self, path: str, table: pa.Table) -> None:
+    def write_table(self, path: str, table: pa.Table, compression: str = "zstd") -> None:
+        """Write a Parquet file atomically: zstd (level 1) by default, the smallest files of
+        the fast codecs; "lz4" encodes in half the time, into files a fifth larger (the marts)."""
         # Dictionaries only for text: numbers rarely repeat. A dictionary tried on every float
         # column took most of a file's encoding time and left it larger (a year of raw robot
         # readings: 371 MB with one, 293 MB without; writing took twice as long).
         text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        level = {"compression_level": 1} if compression == "zstd" else {}
 
         def fill(sink) -> None:
-            pq.write_table(table, sink, compression="zstd", compression_level=1, use_dictionary=text)
+            pq.write_table(table, sink, compression=compression, use_dictionary=text, **level)
 
         self._write(path, fill)
 

@@ -23,6 +23,10 @@ import pyarrow.parquet as pq
 from etl.lake import Lake, Partition
 
 WRITERS = 4  # mart files written at once
+# The marts' codec: lz4 encoded a year of the door marts in half zstd's time (0.056 s against
+# 0.110 s of a full rebuild's 1.2 s), into 4.3 MB instead of 3.6 MB, and decodes faster for the
+# dashboard; the raw readings, many times larger and written once, keep zstd.
+MART_COMPRESSION = "lz4"
 LABELS = {"month": "month=%Y-%m", "date": "date=%Y-%m-%d"}  # a partition folder's name, by partitioning
 
 
@@ -125,7 +129,8 @@ def write_mart(
         # One partition held at a time: a year of door_hourly_sensor held at once was the peak of
         # a full rebuild's memory.
         for part, lo, hi in partition_spans(first_day, until_day, partition):
-            part_dates = [(d, n) for d, n in dates if Partition(lo).date <= d <= Partition(hi).date]
+            since, until = Partition(lo).date, Partition(hi).date
+            part_dates = [(d, n) for d, n in dates if since <= d <= until]
             rows = reader.take(sum(n for _, n in part_dates)).drop_columns(["part_date"])
             total += rows.num_rows
             mid_month = lo == first_day and first_day != month_start(first_day)
@@ -164,7 +169,7 @@ class MartWriter:
         self.pending: deque[Future] = deque()
 
     def submit(self, path: str, rows: pa.Table) -> None:
-        self.pending.append(self.pool.submit(self.lake.write_table, path, rows))
+        self.pending.append(self.pool.submit(self.lake.write_table, path, rows, MART_COMPRESSION))
         while len(self.pending) >= WRITERS:
             self.pending.popleft().result()
 

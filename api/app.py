@@ -16,6 +16,7 @@ from api.deps import ApiError, Simulation, shown
 from api.docs import DocsPolicy
 from api.routes import events, fleet, legacy, readings, stream
 from api.settings import Settings
+from api.simulate.replay import Catalogue
 
 DESCRIPTION = """
 "The client's data API", simulated: seeded, reproducible readings of people counters
@@ -38,6 +39,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.simulation = Simulation.from_settings(settings)
+    # Named at start-up (their files load on first use): a path that does not exist, or two
+    # files making one replay, stop the server in one line, not every replay request with a 500.
+    app.state.replays = Catalogue.scan(settings.replay_paths)
     for module in (legacy, fleet, readings, events, stream):
         app.include_router(module.router)
     app.add_exception_handler(ApiError, _api_error)

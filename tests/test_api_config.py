@@ -81,6 +81,14 @@ class SettingsTest(unittest.TestCase):
         with self.assertRaisesRegex(RuntimeError, "SIM_NOW"):
             ApiServer(SIM_NOW="noon").__enter__()
 
+    def test_replay_paths_that_do_not_exist_are_refused_at_start_in_one_line(self) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            missing = Path(tmp) / "recordings"
+            with self.assertRaises(RuntimeError) as caught:
+                ApiServer(API_REPLAY_PATHS=str(missing)).__enter__()
+        output = str(caught.exception).removeprefix("API server exited: ").strip()
+        self.assertEqual(output, f"error: API_REPLAY_PATHS: {missing} does not exist")
+
     def test_a_memory_budget_that_cannot_hold_the_streams_is_refused_in_one_line(self) -> None:
         with self.assertRaises(RuntimeError) as caught:
             ApiServer(API_MEMORY_BUDGET_MB="100", API_MAX_STREAMS="4").__enter__()

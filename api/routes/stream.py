@@ -191,14 +191,8 @@ async def stream_doors(
 
 
 def catalogue(request: Request) -> Catalogue:
-    """The replays of API_REPLAY_PATHS, scanned on first use (an app without replays never scans)."""
-    state = request.app.state
-    if getattr(state, "replays", None) is None:
-        try:
-            state.replays = Catalogue.scan(state.simulation.settings.replay_paths)
-        except ReplayError as exc:
-            raise ApiError(500, str(exc)) from exc
-    return state.replays
+    """The replays of API_REPLAY_PATHS, which create_app scanned."""
+    return request.app.state.replays
 
 
 def get_replay(request: Request, name: str) -> Replay:

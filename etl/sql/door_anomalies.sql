@@ -17,7 +17,7 @@ WITH judged_weekdays AS (
     SELECT DISTINCT weekday FROM door_daily_sensor WHERE local_date >= $first_date
 ),
 
-hour_history AS (
+hour_history AS NOT MATERIALIZED (
     -- Doors and store totals side by side: one scoring for both grains. A slot's history (the
     -- same weekday and hour over $anomaly_weeks weeks: its count, sum, extremes, sum of squares
     -- and variance) comes from door_hourly_sensor and door_hourly_store, which take it in the
@@ -36,7 +36,10 @@ hour_history AS (
     WHERE local_date >= $first_date AND weekday IN (SELECT weekday FROM judged_weekdays)
 ),
 
-hour_baselines AS (
+-- Not materialised, though two steps read it (hour_dispersion, hour_judged): DuckDB writes a CTE
+-- read twice out in full, which cost more than taking the hours' scan and sums twice (a year of
+-- the default fleet: 0.30 -> 0.27 s; a month of 100 x the doors: 2.87 -> 2.34 s).
+hour_baselines AS NOT MATERIALIZED (
     SELECT
         *,
         -- Trimmed: one past burst or closed day per slot does not move the baseline.
@@ -95,9 +98,12 @@ day_history AS (
             -- Robust: a past closed day or burst does not inflate the day-to-day spread.
             1.4826 * mad(visits) OVER w AS spread
         FROM days
+        -- A look-back day's frame is empty: only the run's own days are kept (mad over two
+        -- months of look-back days was most of this window's time in a month's chunk)
         WINDOW w AS (
             PARTITION BY grain, store, sensor_id, weekday ORDER BY local_date - DATE '1970-01-01'
-            RANGE BETWEEN 7 * $anomaly_weeks PRECEDING AND 1 PRECEDING
+            RANGE BETWEEN (CASE WHEN local_date >= $first_date THEN 7 * $anomaly_weeks ELSE 0 END) PRECEDING
+                AND 1 PRECEDING
         )
     )
     WHERE local_date >= $first_date

@@ -574,8 +574,9 @@ def connect(
     spill_dir: str = "",
 ) -> duckdb.DuckDBPyConnection:
     """DuckDB with the views a family's SQL reads: raw_<source> (the raw files `paths`), the
-    stores and the robots' reference axes; `threads`, `memory_mb` (its memory_limit) and
-    `spill_dir` (where it spills past it): a unit's share of the machine (etl/units.py)."""
+    stores, the robots' reference axes and the macro slot_history; `threads`, `memory_mb` (its
+    memory_limit) and `spill_dir` (where it spills past it): a unit's share of the machine
+    (etl/units.py)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")  # a long chunk would draw one into the logs
@@ -596,6 +597,7 @@ def connect(
         con.register(f"raw_{source}", ds.dataset(paths, schema=data.schema, filesystem=lake.fs, format="parquet"))
     con.execute(HELPERS_DIR.joinpath("stores.sql").read_text(), stores_columns(fleet))
     con.execute(HELPERS_DIR.joinpath("robot_axes.sql").read_text(), robot_axes_columns(fleet))
+    con.execute(HELPERS_DIR.joinpath("slot_history.sql").read_text())
     return con
 
 

@@ -20,18 +20,16 @@ WITH judged_weekdays AS (
 hour_history AS NOT MATERIALIZED (
     -- Doors and store totals side by side: one scoring for both grains. A slot's history (the
     -- same weekday and hour over $anomaly_weeks weeks: its count, sum, extremes, sum of squares
-    -- and variance) comes from door_hourly_sensor and door_hourly_store, which take it in the
-    -- window of their own baselines. Only the run's own dates: the look-back's rows were the
+    -- and variance; helpers/slot_history.sql) comes from door_hourly_sensor and door_hourly_store,
+    -- which take it in the window of their own baselines. Only the run's own dates: the look-back's rows were the
     -- history, and every later step looks at one local day (an increment scores 1 day of 9).
-    SELECT 'sensor' AS grain, store, sensor_id, ts, local_date, local_hour, weekday, visits,
-           _periods AS periods, _total AS total, CAST(_highest AS BIGINT) AS highest,
-           CAST(_lowest AS BIGINT) AS lowest, _total_squares AS total_squares, _plain_var AS plain_var
+    SELECT 'sensor' AS grain, store, sensor_id, ts, local_date, local_hour, weekday, visits, _slot_history.*
     FROM door_hourly_sensor
     WHERE local_date >= $first_date AND weekday IN (SELECT weekday FROM judged_weekdays)
     UNION ALL
     -- sensor_id -1 stands for the store (joins on NULL never match); final turns it back to NULL.
     SELECT 'store', store, -1, ts, local_date, local_hour, weekday, CASE WHEN NOT incomplete THEN visits END,
-           _periods, _total, _highest, _lowest, _total_squares, _plain_var
+           _slot_history.*
     FROM door_hourly_store
     WHERE local_date >= $first_date AND weekday IN (SELECT weekday FROM judged_weekdays)
 ),

@@ -2,8 +2,9 @@
 -- the mean of the same weekday and hour over the previous $baseline_weeks weeks.
 -- A failed reading is null: never summed as 0, never part of a mean.
 -- Columns named _* are the run's working columns, never written (etl/marts.py): here the
--- slot's $anomaly_weeks weeks of history that door_anomalies judges an hour by, taken in the
--- same window as the baseline (one sort of the readings by slot, not a second one there).
+-- slot's $anomaly_weeks weeks of history that door_anomalies judges an hour by (helpers/
+-- slot_history.sql), taken in the same window as the baseline (one sort of the readings by
+-- slot, not a second one there).
 WITH readings AS (
     SELECT
         r.ts,
@@ -81,17 +82,10 @@ baselines AS (
         list_avg(slot_before) AS running_mean,
         coalesce(list_count(slot_before), 0) AS baseline_periods,
         list_avg([visits_3, visits_2, visits_1, visits]) AS avg_count_4days,
-        coalesce(list_count(anomaly_before), 0) AS _periods,
-        list_sum(anomaly_before) AS _total,
-        list_max(anomaly_before) AS _highest,
-        list_min(anomaly_before) AS _lowest,
-        list_sum(list_transform(anomaly_before, lambda v: CAST(v AS BIGINT) * v)) AS _total_squares,
-        list_var_samp(anomaly_before) AS _plain_var
+        slot_history(anomaly_before) AS _slot_history
     FROM slot_history
     UNION ALL
-    SELECT *, NULL AS running_mean, NULL AS baseline_periods, NULL AS avg_count_4days,
-           NULL AS _periods, NULL AS _total, NULL AS _highest, NULL AS _lowest, NULL AS _total_squares,
-           NULL AS _plain_var
+    SELECT *, NULL AS running_mean, NULL AS baseline_periods, NULL AS avg_count_4days, NULL AS _slot_history
     FROM calendar
     WHERE weekday NOT IN (SELECT weekday FROM written_weekdays)
 ),
@@ -111,7 +105,7 @@ final AS (
         avg_count_4days,
         CASE WHEN running_mean > 0 THEN 100 * (visits - running_mean) / running_mean END AS perc_diff,
         CAST(ts AS DATE) AS part_date,
-        _periods, _total, _highest, _lowest, _total_squares, _plain_var
+        _slot_history
     FROM baselines
 )
 

@@ -63,12 +63,7 @@ final AS (
         avg_count_4days,
         CASE WHEN running_mean > 0 THEN 100 * (complete_visits - running_mean) / running_mean END AS perc_diff,
         CAST(ts AS DATE) AS part_date,
-        coalesce(list_count(anomaly_before), 0) AS _periods,
-        list_sum(anomaly_before) AS _total,
-        list_max(anomaly_before) AS _highest,
-        list_min(anomaly_before) AS _lowest,
-        list_sum(list_transform(anomaly_before, lambda v: v * v)) AS _total_squares,
-        list_var_samp(anomaly_before) AS _plain_var
+        slot_history(anomaly_before) AS _slot_history
     FROM baselines
 )
 

@@ -154,6 +154,9 @@ def write_mart(
     return total, written
 
 
+# Tables whose part_date is the UTC date of their first key column, ts: sorted by their key, they
+# are sorted by date (one sort key fewer: a year of door_hourly_sensor sorted in 0.052 s, not 0.075)
+DATED_BY_TS = {"door_hourly_sensor", "door_hourly_store"}
 WORKING = "_"  # a query's working columns, which later queries of the run read and no file holds
 
 
@@ -208,8 +211,9 @@ def sorted_rows_query(con: duckdb.DuckDBPyConnection, name: str) -> str:
     the same file (three key columns left door_anomalies' ties in any order)."""
     columns = [f'"{c}"' for c in con.table(name).columns if c != "part_date" and not c.startswith(WORKING)]
     order = ", ".join(columns[: KEY_COLUMNS.get(name, len(columns))])
+    by_date = "" if name in DATED_BY_TS else "part_date, "
     where = "part_date BETWEEN $first AND $until"
-    return f"SELECT {', '.join(columns)}, part_date FROM {name} WHERE {where} ORDER BY part_date, {order}"
+    return f"SELECT {', '.join(columns)}, part_date FROM {name} WHERE {where} ORDER BY {by_date}{order}"
 
 
 class RowReader:

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from etl.datasets import DOORS
 from etl.lake import Lake, Partition
-from etl.marts import KEY_COLUMNS, read_mart, write_mart
+from etl.marts import DATED_BY_TS, KEY_COLUMNS, read_mart, write_mart
 from etl.transform import TransformParams, load_queries, transform
 
 UTC = dt.UTC
@@ -122,6 +122,20 @@ class DoorMartsTest(unittest.TestCase):
                 key = list(frame.columns[:count])
                 self.assertGreater(len(frame), 0)
                 self.assertFalse(frame.duplicated(key).any(), f"{name}: {key} repeat")
+
+    def test_files_sorted_by_ts_alone_are_sorted_by_date(self) -> None:
+        # write_mart leaves part_date out of these tables' sort: each file must still hold its
+        # month's rows in date order, which its part_dates count off (UTC dates of ts).
+        for name in DATED_BY_TS:
+            for path in self.lake.files("marts", name):
+                with self.subTest(name=name, path=path):
+                    table = self.lake.read_table(path)
+                    self.assertEqual(table.column_names[0], "ts")
+                    days = table.column("ts").cast(pa.int64()).to_numpy() // 86_400_000_000
+                    listed = json.loads(table.schema.metadata[b"part_dates"])
+                    expected = [(dt.date(1970, 1, 1) + dt.timedelta(days=int(d))).isoformat() for d in days]
+                    counted = [date for date, rows in listed for _ in range(rows)]
+                    self.assertEqual(expected, counted)
 
     def test_hourly_sensor_against_pandas(self) -> None:
         got = self.mart("door_hourly_sensor").sort_values(["store", "sensor_id", "ts"]).reset_index(drop=True)

@@ -124,7 +124,7 @@ def load_queries(sql_dir: Path = SQL_DIR) -> dict[str, str]:
     """name -> SELECT, in an order where every table comes after the tables it reads."""
     queries = {p.stem: p.read_text() for p in sorted(sql_dir.glob("*.sql"))}
     # A table named in a comment is no reference (one comment made the door queries' order circular)
-    code = {n: re.sub(r"--[^\n]*", "", sql) for n, sql in queries.items()}
+    code = {n: without_comments(sql) for n, sql in queries.items()}
     needs = {n: {m for m in queries if m != n and re.search(rf"\b{m}\b", code[n])} for n in queries}
     ordered: list[str] = []
     while len(ordered) < len(queries):
@@ -616,6 +616,13 @@ def robot_axes_columns(fleet: dict) -> dict[str, list]:
 
 
 def _bound(sql: str, params: TransformParams, first_day: int) -> dict:
-    """The parameters this query names (DuckDB refuses unused ones)."""
+    """The parameters this query's code names (DuckDB refuses unused ones: one named only in a
+    comment made the query fail)."""
     values = {**asdict(params), "anomaly_z": params.anomaly_z, "first_date": Partition(first_day).date}
-    return {k: v for k, v in values.items() if re.search(rf"\${k}\b", sql)}
+    code = without_comments(sql)
+    return {k: v for k, v in values.items() if re.search(rf"\${k}\b", code)}
+
+
+def without_comments(sql: str) -> str:
+    """The SQL less its -- comments, where a table's or parameter's name is no reference."""
+    return re.sub(r"--[^\n]*", "", sql)

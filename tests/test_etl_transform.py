@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from etl.datasets import DOORS
 from etl.lake import Lake, Partition
 from etl.marts import DATED_BY_TS, KEY_COLUMNS, read_mart, write_mart
-from etl.transform import TransformParams, load_queries, transform
+from etl.transform import TransformParams, _bound, load_queries, transform
 
 UTC = dt.UTC
 STORES = [
@@ -373,6 +373,13 @@ class QueryOrderTest(unittest.TestCase):
             "b_health": "SELECT * FROM a_daily",
         })  # fmt: skip
         self.assertEqual(order, ["a_hourly", "a_daily", "b_health"])
+
+    def test_a_parameter_named_only_in_a_comment_is_not_bound(self) -> None:
+        # DuckDB refuses a parameter the query does not use: binding $baseline_weeks here failed it
+        sql = "-- the mean over $baseline_weeks weeks\nSELECT $first_date AS first_date"
+        bound = _bound(sql, TransformParams(), Partition.from_iso("2024-03-01").day)
+        self.assertEqual(bound, {"first_date": dt.date(2024, 3, 1)})
+        self.assertEqual(duckdb.connect().execute(sql, bound).fetchall(), [(dt.date(2024, 3, 1),)])
 
     def test_tables_that_read_each_other_are_refused_by_name(self) -> None:
         with self.assertRaisesRegex(ValueError, r"circular references among \['x', 'y'\]"):

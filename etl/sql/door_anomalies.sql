@@ -20,9 +20,10 @@ WITH judged_weekdays AS (
 hour_history AS NOT MATERIALIZED (
     -- Doors and store totals side by side: one scoring for both grains. A slot's history (the
     -- same weekday and hour over $anomaly_weeks weeks: its count, sum, extremes, sum of squares
-    -- and variance; helpers/slot_history.sql) comes from door_hourly_sensor and door_hourly_store,
-    -- which take it in the window of their own baselines. Only the run's own dates: the look-back's rows were the
-    -- history, and every later step looks at one local day (an increment scores 1 day of 9).
+    -- and variance; helpers/slot_history.sql) comes from door_hourly_sensor and
+    -- door_hourly_store, which take it in the window of their own baselines. Only the run's own
+    -- dates: the look-back's rows were the history, and every later step looks at one local day
+    -- (an increment scores 1 day of 9).
     SELECT 'sensor' AS grain, store, sensor_id, ts, local_date, local_hour, weekday, visits, _slot_history.*
     FROM door_hourly_sensor
     WHERE local_date >= $first_date AND weekday IN (SELECT weekday FROM judged_weekdays)

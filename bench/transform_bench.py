@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.fleet import load_fleet  # noqa: E402
+from api.fleet import DEFAULT_FLEET_FILE, load_fleet  # noqa: E402
 from api.simulate.doors import DoorSimulator  # noqa: E402
 from api.simulate.robots import RobotSimulator  # noqa: E402
 from etl.datasets import DOORS, ROBOTS  # noqa: E402
@@ -51,9 +51,14 @@ def hour_index(value: dt.datetime) -> int:
     return int(value.timestamp()) // 3600
 
 
+def bench_fleet():
+    """The fleet the API would serve: FLEET_FILE's, as `uvicorn api.app:app` reads it, or the default."""
+    return load_fleet(os.environ.get("FLEET_FILE") or DEFAULT_FLEET_FILE)
+
+
 def build_lake(root: Path, start: dt.datetime, end: dt.datetime, robots: bool) -> Lake:
     """Raw doors (and robots) for [start, end) and the fleet reference, as a pull leaves them."""
-    fleet = load_fleet()
+    fleet = bench_fleet()
     lake = Lake(str(root))
     stores = [{"name": s.name, "timezone": s.timezone, "doors": s.doors} for s in fleet.stores]
     axes = [{"name": a.name, "mean": a.mean, "std": a.std} for a in fleet.robots.axes]
@@ -68,7 +73,7 @@ def build_lake(root: Path, start: dt.datetime, end: dt.datetime, robots: bool) -
 
 
 def add_span(lake: Lake, start: dt.datetime, end: dt.datetime, robots: bool) -> None:
-    fleet = load_fleet()
+    fleet = bench_fleet()
     doors = DoorSimulator(fleet)
     lake.replace_interval(DOORS, doors.readings(hour_index(start), hour_index(end), doors.select()), start, end)
     if robots:

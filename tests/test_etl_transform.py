@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from etl.datasets import DOORS
-from etl.lake import Lake, Partition
+from etl.lake import US_PER_DAY, Lake, Partition
 from etl.marts import DATED_BY_TS, KEY_COLUMNS, read_mart, write_mart
 from etl.transform import TransformParams, _bound, load_queries, transform
 
@@ -131,9 +131,9 @@ class DoorMartsTest(unittest.TestCase):
                 with self.subTest(name=name, path=path):
                     table = self.lake.read_table(path)
                     self.assertEqual(table.column_names[0], "ts")
-                    days = table.column("ts").cast(pa.int64()).to_numpy() // 86_400_000_000
+                    days = table.column("ts").cast(pa.int64()).to_numpy() // US_PER_DAY
                     listed = json.loads(table.schema.metadata[b"part_dates"])
-                    expected = [(dt.date(1970, 1, 1) + dt.timedelta(days=int(d))).isoformat() for d in days]
+                    expected = [Partition(int(d)).date.isoformat() for d in days]
                     counted = [date for date, rows in listed for _ in range(rows)]
                     self.assertEqual(expected, counted)
 
